@@ -1,0 +1,248 @@
+//! The validated routing file: every field typed, every default applied.
+//!
+//! These types are what the rest of serin sees. They derive `PartialEq` so a
+//! reload that changes nothing can be skipped (STYLE.md §4).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::rule::Rule;
+
+/// A whole, valid routing file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `[listen]`; `http = 127.0.0.1:8080` when the table is absent.
+    pub listen: Listen,
+    /// `[admin]`
+    pub admin: Admin,
+    /// `[state]`
+    pub state: State,
+    /// `[[notify]]`, in file order.
+    pub notify: Vec<Notify>,
+    /// `[[routes]]`, in file order; names unique.
+    pub routes: Vec<Route>,
+}
+
+/// `[listen]`: where the data plane accepts clients. At least one of `http`
+/// and `https` is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listen {
+    /// HTTP/1.1 and h2c (prior knowledge).
+    pub http: Option<SocketAddr>,
+    /// TLS with ALPN; `tls_cert` and `tls_key` are both set when this is.
+    pub https: Option<SocketAddr>,
+    /// PEM certificate chain; set exactly when `https` is.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key; set exactly when `https` is.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `[admin]`: the REST API, `/metrics`, `/healthz`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    /// Default `127.0.0.1:9901`.
+    pub addr: SocketAddr,
+    /// Environment variable holding the bearer token. Default `SERIN_ADMIN_TOKEN`.
+    pub token_env: String,
+}
+
+/// `[state]`: persisted live state, revisions and the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    /// Default `var/serin`, relative to the working directory.
+    pub dir: PathBuf,
+}
+
+/// `[[notify]]`: a webhook that receives events as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notify {
+    /// An `http://` or `https://` URL with a host.
+    pub webhook: http::Uri,
+    /// Event kinds to send; empty means every kind.
+    pub events: Vec<String>,
+}
+
+/// `[[routes]]`: one service and its versions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// Unique in the file; letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// Default `["*"]`.
+    pub hosts: Vec<HostMatch>,
+    /// Default `/`. Always starts with `/`.
+    pub path_prefix: String,
+    /// Where a sticky key comes from; `None`: every request is picked independently.
+    pub sticky: Option<Sticky>,
+    /// At least one; names unique; at least one weight above zero.
+    pub versions: Vec<Version>,
+    /// `x-serin-version` / `x-serin-fallback` response headers. Default true.
+    pub response_headers: bool,
+    /// `[routes.fallback]`; `None`: a failed attempt is the answer.
+    pub fallback: Option<Fallback>,
+    /// `[routes.breaker]`; `None`: no circuit breaker.
+    pub breaker: Option<Breaker>,
+    /// `[routes.health_check]`; `None`: no active probes.
+    pub health_check: Option<HealthCheck>,
+    /// `[routes.rollback]`; `None`: no automatic rollback.
+    pub rollback: Option<Rollback>,
+    /// `[routes.rollout]`; `None`: no progressive promotion.
+    pub rollout: Option<Rollout>,
+}
+
+/// How a route matches the `Host` header (port ignored, case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// `"*"`
+    Any,
+    /// `"api.example.com"`, stored lower-case.
+    Exact(String),
+    /// `"*.example.com"`, stored lower-case as `".example.com"`.
+    Suffix(String),
+}
+
+/// Where a sticky key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sticky {
+    /// `"header:x-user-id"`
+    Header(http::HeaderName),
+    /// `"cookie:session"`
+    Cookie(String),
+}
+
+/// `[[routes.versions]]`: one deployed version of the service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    /// Unique in the route; letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// `http://host:port` (https later); no path beyond `/`.
+    pub url: http::Uri,
+    /// Share = weight / sum of the route's weights. Finite, >= 0; fractions allowed.
+    pub weight: f64,
+    /// Response-headers timeout of one attempt. Default 30s.
+    pub timeout: Duration,
+}
+
+/// `[routes.fallback]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fallback {
+    /// Version names, each a version of the route, no repeats.
+    pub chain: Vec<String>,
+    /// Which failures of an attempt move on to the next version.
+    pub on: FallbackOn,
+    /// Default 503.
+    pub final_status: http::StatusCode,
+    /// Default "Service temporarily unavailable".
+    pub final_body: String,
+    /// Bytes; default 64 KiB.
+    pub max_replay_body: u64,
+    /// Whether non-idempotent methods (POST, PATCH) fall back too. Default true
+    /// (the seed use case replays POSTed prompts).
+    pub retry_non_idempotent: bool,
+    /// Optional bound on the whole chain.
+    pub deadline: Option<Duration>,
+}
+
+/// `on = ["connect", "timeout", "5xx"]`. Default: all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FallbackOn {
+    /// The connection to the version failed.
+    pub connect: bool,
+    /// The version did not answer within its `timeout`.
+    pub timeout: bool,
+    /// The version answered 5xx.
+    pub status_5xx: bool,
+}
+
+/// `[routes.breaker]`, per version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breaker {
+    /// Fraction in (0, 1]; default 0.5.
+    pub error_rate: f64,
+    /// Default 20.
+    pub min_requests: u64,
+    /// Default 10s.
+    pub window: Duration,
+    /// Default 30s.
+    pub open_for: Duration,
+    /// Probe requests let through while half-open. Default 3.
+    pub half_open_probes: u32,
+}
+
+/// `[routes.health_check]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    /// Default `/health`.
+    pub path: String,
+    /// Default 5s.
+    pub interval: Duration,
+    /// Default 1s.
+    pub timeout: Duration,
+    /// Default 3.
+    pub unhealthy_after: u32,
+    /// Default 2.
+    pub healthy_after: u32,
+}
+
+/// `[routes.rollback]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollback {
+    /// A version of the route.
+    pub stable: String,
+    /// Default 5m.
+    pub window: Duration,
+    /// Default 2m.
+    pub confirm: Duration,
+    /// Default 50.
+    pub min_requests: u64,
+    /// Any rule true (and held for `confirm`) triggers `on_critical`.
+    pub critical: Vec<Rule>,
+    /// Any rule true (and held for `confirm`) triggers `on_warning`.
+    pub warning: Vec<Rule>,
+    /// Recorded as events only.
+    pub watch: Vec<Rule>,
+    /// Default `Immediate`.
+    pub on_critical: Action,
+    /// Default `Gradual` when `gradual` is set, else `Alert`.
+    pub on_warning: Action,
+    /// The schedule of a `Gradual` action; set whenever an action is `Gradual`.
+    pub gradual: Option<Gradual>,
+    /// Evaluate and record, never act.
+    pub dry_run: bool,
+    /// Rules evaluated and recorded only.
+    pub shadow: Vec<Rule>,
+}
+
+/// What a breached level does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Canary weight to 0 at once, stable gets the traffic.
+    Immediate,
+    /// Step the canary down along the route's `gradual` schedule.
+    Gradual,
+    /// Freeze weights and any rollout in progress.
+    Pause,
+    /// Record and notify only.
+    Alert,
+}
+
+/// `gradual = { steps = [...], every = "...", abort_if = "..." }`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gradual {
+    /// Canary shares as fractions in [0, 1], decreasing.
+    pub steps: Vec<f64>,
+    /// Time between steps; above zero.
+    pub every: Duration,
+    /// When this holds during the schedule, the gradual rollback is
+    /// abandoned for an immediate one.
+    pub abort_if: Option<Rule>,
+}
+
+/// `[routes.rollout]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    /// Canary shares as fractions in (0, 1], increasing.
+    pub steps: Vec<f64>,
+    /// Time between steps; above zero.
+    pub every: Duration,
+}

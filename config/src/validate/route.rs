@@ -1,0 +1,231 @@
+//! `[[routes]]`: its name, how it matches requests, and its versions. The
+//! failure-handling sections are checked in `resilience.rs`, rollback and
+//! rollout in `rollback.rs`.
+
+use std::time::Duration;
+
+use super::{resilience, rollback, Ctx};
+use crate::model::{HostMatch, Route, Sticky, Version};
+use crate::raw::{Number, RawRoute, Str};
+
+/// Validates every route; route names are unique across the file.
+pub(super) fn routes(cx: &mut Ctx<'_>, raw: &[RawRoute]) -> Vec<Route> {
+    cx.unique(raw.iter().map(|r| &r.name), "route name");
+    raw.iter().map(|r| route(cx, r)).collect()
+}
+
+fn route(cx: &mut Ctx<'_>, raw: &RawRoute) -> Route {
+    let name = name(cx, &raw.name, "route");
+    let hosts = match &raw.hosts {
+        None => vec![HostMatch::Any],
+        Some(list) if list.get_ref().is_empty() => {
+            cx.error(
+                list.span(),
+                "hosts must not be empty; use [\"*\"] to match any host",
+            );
+            Vec::new()
+        }
+        Some(list) => list
+            .get_ref()
+            .iter()
+            .filter_map(|h| cx.check(h, |s| host(s)))
+            .collect(),
+    };
+    let path_prefix = match &raw.path_prefix {
+        None => "/".to_owned(),
+        Some(v) => {
+            if !v.get_ref().starts_with('/') {
+                cx.error(
+                    v.span(),
+                    format!("path_prefix must start with '/', got `{}`", v.get_ref()),
+                );
+            }
+            v.get_ref().clone()
+        }
+    };
+    let sticky = raw.sticky.as_ref().and_then(|v| cx.check(v, |s| sticky(s)));
+    let versions = versions(cx, raw);
+    let fallback = raw
+        .fallback
+        .as_ref()
+        .map(|f| resilience::fallback(cx, f, &raw.versions));
+    let breaker = raw.breaker.as_ref().map(|b| resilience::breaker(cx, b));
+    let health_check = raw
+        .health_check
+        .as_ref()
+        .map(|h| resilience::health_check(cx, h));
+    let rollback = raw
+        .rollback
+        .as_ref()
+        .map(|r| rollback::rollback(cx, r, &raw.versions));
+    let rollout = raw.rollout.as_ref().map(|r| rollback::rollout(cx, r));
+    Route {
+        name,
+        hosts,
+        path_prefix,
+        sticky,
+        versions,
+        response_headers: raw.response_headers.unwrap_or(true),
+        fallback,
+        breaker,
+        health_check,
+        rollback,
+        rollout,
+    }
+}
+
+/// Route and version names appear in URLs of the admin API, JSON keys and
+/// Prometheus labels, so they stay within a conservative alphabet.
+fn name(cx: &mut Ctx<'_>, value: &Str, what: &str) -> String {
+    let name = value.get_ref();
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !valid {
+        cx.error(
+            value.span(),
+            format!("{what} name `{name}` must be non-empty and use only letters, digits, '.', '_' and '-'"),
+        );
+    }
+    name.clone()
+}
+
+fn host(s: &str) -> Result<HostMatch, String> {
+    if s == "*" {
+        return Ok(HostMatch::Any);
+    }
+    let lower = s.to_ascii_lowercase();
+    if let Some(suffix) = lower.strip_prefix("*.") {
+        return if is_hostname(suffix) {
+            Ok(HostMatch::Suffix(format!(".{suffix}")))
+        } else {
+            Err(format!(
+                "`{s}` is not a host pattern: use \"*\", \"api.example.com\" or \"*.example.com\""
+            ))
+        };
+    }
+    if is_hostname(&lower) {
+        Ok(HostMatch::Exact(lower))
+    } else if lower
+        .rsplit_once(':')
+        .is_some_and(|(h, port)| is_hostname(h) && port.parse::<u16>().is_ok())
+    {
+        Err(format!(
+            "`{s}`: hosts match without the port; write just the host name"
+        ))
+    } else {
+        Err(format!(
+            "`{s}` is not a host pattern: use \"*\", \"api.example.com\" or \"*.example.com\""
+        ))
+    }
+}
+
+/// DNS-style names (`_` tolerated, as real Host headers carry it), IPv4
+/// literals, and bracketed IPv6 literals as they appear in a Host header.
+fn is_hostname(s: &str) -> bool {
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+fn sticky(s: &str) -> Result<Sticky, String> {
+    let usage = "sticky must be \"header:NAME\" or \"cookie:NAME\"";
+    let Some((source, name)) = s.split_once(':') else {
+        return Err(format!("{usage}, got `{s}`"));
+    };
+    match source {
+        "header" => http::HeaderName::from_bytes(name.as_bytes())
+            .map(Sticky::Header)
+            .map_err(|_| format!("`{name}` is not a valid header name")),
+        "cookie" => {
+            // RFC 6265: a cookie name is an HTTP token.
+            let token = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            if token {
+                Ok(Sticky::Cookie(name.to_owned()))
+            } else {
+                Err(format!("`{name}` is not a valid cookie name"))
+            }
+        }
+        _ => Err(format!("{usage}, got `{s}`")),
+    }
+}
+
+fn versions(cx: &mut Ctx<'_>, raw: &RawRoute) -> Vec<Version> {
+    if raw.versions.is_empty() {
+        cx.error(
+            raw.name.span(),
+            format!(
+                "route `{}` has no versions; add a [[routes.versions]] table",
+                raw.name.get_ref()
+            ),
+        );
+        return Vec::new();
+    }
+    cx.unique(raw.versions.iter().map(|v| &v.name), "version name");
+    let mut weights_ok = true;
+    let versions: Vec<Version> = raw
+        .versions
+        .iter()
+        .map(|v| {
+            let weight = cx.check(&v.weight, |&Number(w)| {
+                if w.is_finite() && w >= 0.0 {
+                    Ok(w)
+                } else {
+                    Err(format!("weight must be a finite number >= 0, got {w}"))
+                }
+            });
+            weights_ok &= weight.is_some();
+            Version {
+                name: name(cx, &v.name, "version"),
+                url: cx.check(&v.url, |s| version_url(s)).unwrap_or_default(),
+                weight: weight.unwrap_or(0.0),
+                timeout: cx.duration(v.timeout.as_ref(), "timeout", Duration::from_secs(30)),
+            }
+        })
+        .collect();
+    // Only meaningful once every weight is itself valid.
+    if weights_ok && versions.iter().all(|v| v.weight == 0.0) {
+        cx.error(
+            raw.versions[0].weight.span(),
+            format!(
+                "every weight of route `{}` is 0; at least one must be above 0",
+                raw.name.get_ref()
+            ),
+        );
+    }
+    versions
+}
+
+fn version_url(s: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = s
+        .parse()
+        .map_err(|e| format!("url `{s}` is not a URL: {e}"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let Some(authority) = uri.authority().filter(|_| scheme_ok) else {
+        return Err(format!("url `{s}` must look like http://host:port"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(format!("url `{s}` must not carry credentials"));
+    }
+    if uri.query().is_some() || !matches!(uri.path(), "" | "/") {
+        return Err(format!(
+            "url `{s}` must have no path or query: requests keep their own path"
+        ));
+    }
+    Ok(uri)
+}

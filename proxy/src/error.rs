@@ -1,0 +1,61 @@
+//! Named failures of the request path and `rescue`, the one place they
+//! become a client answer. The service handed to hyper never fails: hyper
+//! would abort the connection.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+/// What the client receives: a version's streamed body, or one of ours.
+pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// Why a request got no answer from a version.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProxyError {
+    /// No route matches the host and path. Not retryable.
+    #[error("no route for this host and path")]
+    NoRoute,
+    /// The version could not be reached: refused, reset, or closed before
+    /// any response. Safe to retry elsewhere.
+    #[error("version {version} unreachable: {source}")]
+    Upstream {
+        version: std::sync::Arc<str>,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// No response headers within the version's timeout.
+    #[error("version {version} did not answer within {after:?}")]
+    VersionTimeout {
+        version: std::sync::Arc<str>,
+        after: Duration,
+    },
+}
+
+/// Maps a failure to the client's status and a JSON `{"error": ...}` body.
+/// Internals (addresses, OS errors) are logged, not sent.
+pub(crate) fn rescue(err: &ProxyError) -> Response<ProxyBody> {
+    let (status, msg) = match err {
+        ProxyError::NoRoute => (StatusCode::NOT_FOUND, "no route for this host and path"),
+        ProxyError::Upstream { .. } => (StatusCode::BAD_GATEWAY, "upstream unavailable"),
+        ProxyError::VersionTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
+    };
+    if !matches!(err, ProxyError::NoRoute) {
+        tracing::debug!(error = %err, "request failed");
+    }
+    json_error(status, msg)
+}
+
+/// `{"error": msg}` with `status`.
+pub(crate) fn json_error(status: StatusCode, msg: &str) -> Response<ProxyBody> {
+    let body = serde_json::json!({ "error": msg }).to_string();
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

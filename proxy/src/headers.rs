@@ -1,0 +1,173 @@
+//! Header hygiene between client and version: hop-by-hop headers out,
+//! `X-Forwarded-*`, `Via` and `x-request-id` in.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1),
+/// besides those named by `Connection`.
+fn fixed_hop_by_hop() -> [&'static HeaderName; 7] {
+    [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::PROXY_AUTHORIZATION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+    ]
+}
+
+/// Whether the request asks to switch protocols (`Connection: upgrade` and
+/// an `Upgrade` header), e.g. a WebSocket handshake.
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Removes hop-by-hop headers; keeps `Connection: upgrade` + `Upgrade` when
+/// `upgrade` is set, so a WebSocket handshake reaches the version.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Headers named in `Connection` are hop-by-hop too. Collected first
+    // because the map cannot be changed while borrowed; this allocates only
+    // when a client names headers there, which is rare.
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter(|n| !(upgrade && n == header::UPGRADE))
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    for h in fixed_hop_by_hop() {
+        headers.remove(h);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// What the proxy knows about the client's connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) tls: bool,
+}
+
+/// Sets the forwarding headers on a request going to a version.
+///
+/// `X-Forwarded-For` is replaced by the peer address: a client-supplied
+/// value is not trusted (a trusted-proxies list can keep it, later).
+pub(crate) fn forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<HeaderValue>, h2: bool) {
+    headers.insert(&X_FORWARDED_FOR, ip_value(peer.addr));
+    headers.insert(
+        &X_FORWARDED_PROTO,
+        HeaderValue::from_static(if peer.tls { "https" } else { "http" }),
+    );
+    if let Some(host) = host {
+        headers.insert(&X_FORWARDED_HOST, host);
+    }
+    let via = if h2 { "2 serin" } else { "1.1 serin" };
+    match headers.get(header::VIA).map(|v| v.as_bytes()) {
+        Some(prev) => {
+            let mut v = Vec::with_capacity(prev.len() + 12);
+            v.extend_from_slice(prev);
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(via.as_bytes());
+            if let Ok(v) = HeaderValue::from_bytes(&v) {
+                headers.insert(header::VIA, v);
+            }
+        }
+        None => {
+            headers.insert(header::VIA, HeaderValue::from_static(via));
+        }
+    }
+    if !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(&X_REQUEST_ID, request_id());
+    }
+}
+
+fn ip_value(addr: SocketAddr) -> HeaderValue {
+    let mut buf = [0u8; 48];
+    let n = {
+        use std::io::Write;
+        let mut w = &mut buf[..];
+        // An IP address always fits in 48 bytes.
+        let _ = write!(w, "{}", addr.ip());
+        48 - w.len()
+    };
+    HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// A random 128-bit id as 32 hex digits.
+fn request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    let n = fastrand::u128(..);
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = HEX[((n >> (i * 4)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.get("x-secret").is_none());
+        assert!(h.get(header::TE).is_none());
+        assert!(h.get(header::CONNECTION).is_none());
+        assert!(h.get("x-keep").is_some());
+    }
+
+    #[test]
+    fn upgrade_survives_when_upgrading() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get(header::UPGRADE).unwrap(), "websocket");
+        assert_eq!(h.get(header::CONNECTION).unwrap(), "upgrade");
+    }
+
+    #[test]
+    fn request_ids_differ() {
+        assert_ne!(request_id(), request_id());
+        assert_eq!(request_id().len(), 32);
+    }
+}

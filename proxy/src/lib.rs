@@ -1,0 +1,31 @@
+//! serin-proxy: the data plane and the `serin` binary.
+//!
+//! It owns the listeners (HTTP/1.1 and h2c today; TLS later), routing a
+//! request (host and path), the weighted and sticky pick, forwarding to the
+//! picked version over pooled keep-alive connections, header hygiene
+//! (hop-by-hop, `X-Forwarded-*`, `Via`, `x-request-id`), WebSocket
+//! pass-through, and the translation of every failure into one client
+//! answer. The request path reads the live table once per request through
+//! `serin_control::Live::load`: no lock, no clone of the table.
+//!
+//! It decides nothing about weights: that is `serin-control`'s job.
+//!
+//! # Layout
+//! - `app`: the one assembler — config to a running proxy + admin API.
+//! - `server`: accept loops, connection serving, graceful drain.
+//! - `proxy`: the request path: `route` → `pick` → `upstream` → response.
+//! - `route`, `pick`, `headers`, `upstream`, `error` (`rescue`): its steps.
+//! - `cli`, `demo`: the `serin` command line and the embedded demo.
+
+mod app;
+pub mod cli;
+mod demo;
+mod error;
+mod headers;
+mod pick;
+mod proxy;
+mod route;
+mod server;
+mod upstream;
+
+pub use app::{App, Listeners};

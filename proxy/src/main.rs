@@ -1,0 +1,29 @@
+//! The `serin` binary: parse the command line, set up tracing and the
+//! runtime, and hand over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use serin_proxy::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SERIN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.default_log())),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.workers() {
+        rt.worker_threads(n.max(1));
+    }
+    match rt.enable_all().build() {
+        Ok(rt) => rt.block_on(cli.exec()),
+        Err(e) => {
+            eprintln!("serin: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

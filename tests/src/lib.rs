@@ -1,0 +1,135 @@
+//! serin-tests: the end-to-end harness. Every test runs serin in-process on
+//! `127.0.0.1:0` against real fake versions (from `serin-loadtest`) over
+//! real sockets; a few run the `serin` binary as a child process.
+//!
+//! # Layout
+//! - [`TestEnv`]: temp dir, routing-file writer, a running serin, its addresses.
+//! - [`client`]: small HTTP/1.1 and h2c clients that return status, headers and body.
+//! - [`assert_eventually!`]: polls a condition with a deadline.
+//! - `tests/`: one module per scenario, in one test binary (`tests/e2e.rs`).
+
+pub mod client;
+pub mod process;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serin_control::Live;
+use serin_proxy::{App, Listeners};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A serin running in-process on ephemeral loopback ports.
+#[derive(Debug)]
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub live: Arc<Live>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+// === impl TestEnv ===
+
+impl TestEnv {
+    /// Writes `toml` as the routing file, validates it and starts serin.
+    ///
+    /// # Panics
+    /// When the file is invalid or a port cannot be bound: a test bug.
+    pub async fn start(toml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("serin.toml");
+        std::fs::write(&config_path, toml).expect("write routing file");
+        let config =
+            serin_config::load(&config_path).unwrap_or_else(|e| panic!("bad test config:\n{e}"));
+        let listeners = Listeners::ephemeral().await.expect("bind loopback");
+        let http = listeners.http.as_ref().unwrap().local_addr().unwrap();
+        let admin = listeners.admin.as_ref().unwrap().local_addr().unwrap();
+        let app = App::new(config).expect("compile table");
+        let live = app.live().clone();
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(app.serve(listeners, rx));
+        Self {
+            dir,
+            config_path,
+            http,
+            admin,
+            live,
+            stop,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the data plane.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the admin API.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    /// Stops serin and waits for the drain to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The `serin` binary cargo built next to this test binary
+/// (`target/<profile>/serin`; `cargo test --workspace` builds it).
+///
+/// # Panics
+/// When it is not there.
+pub fn serin_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/e2e-HASH → target/<profile>/serin
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("serin"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} not found: build it with `cargo build -p serin-proxy` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Polls `$cond` every 20 ms until it holds or `$secs` seconds pass.
+#[macro_export]
+macro_rules! assert_eventually {
+    ($cond:expr, $secs:expr, $($msg:tt)+) => {{
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs_f64($secs as f64);
+        loop {
+            if $cond {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!($($msg)+);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }};
+}
+
+/// A one-route routing file: `versions` as (name, url, weight), then `extra`
+/// TOML appended inside the route (e.g. `sticky = "header:x-user"`).
+pub fn one_route(versions: &[(&str, &str, f64)], extra: &str) -> String {
+    let mut s = String::from(
+        "[listen]\nhttp = \"127.0.0.1:1\"\n[admin]\naddr = \"127.0.0.1:2\"\n\n[[routes]]\nname = \"svc\"\n",
+    );
+    s.push_str(extra);
+    s.push('\n');
+    for (name, url, weight) in versions {
+        s.push_str(&format!(
+            "[[routes.versions]]\nname = \"{name}\"\nurl = \"{url}\"\nweight = {weight}\ntimeout = \"2s\"\n"
+        ));
+    }
+    s
+}
