@@ -13,9 +13,21 @@
 //! - [`live`]: `Live` (the swap point) and `Snapshot` (the compiled table);
 //!   `live/compile.rs` turns a `Config` plus live weights into a snapshot,
 //!   `live/pick.rs` the cumulative pick table, `live/routes.rs` host/path matching.
+//! - [`breaker`]: per-version circuit breakers (atomics the request path
+//!   reads) and `breaker/monitor.rs`, the task that opens them.
+//! - [`event`]: the event journal (every state change, actor and reason).
+//! - [`registry`]: long-lived per-(route, version) objects across reloads.
+//! - [`telemetry`]: per-version and per-route counts and latency histograms
+//!   in 1 s slots (sharded recording, packed slots, windows read on demand).
+//! - [`metrics`]: every `serin_*` Prometheus name and the `/metrics` recorder.
 //! - [`api`]: the admin REST API (axum router).
 
 pub mod api;
+pub mod breaker;
+pub mod event;
 pub mod live;
+pub mod metrics;
+pub mod registry;
+pub mod telemetry;
 
-pub use live::{Live, LiveError, RouteSnap, Snapshot, VersionSnap};
+pub use live::{FallbackSnap, Live, LiveError, RouteSnap, Shared, Snapshot, VersionSnap};

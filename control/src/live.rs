@@ -10,11 +10,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
+use bytes::Bytes;
 use http::uri::{Authority, Scheme};
-use http::HeaderValue;
-use serin_config::{Config, Sticky};
+use http::{HeaderValue, StatusCode};
+use serin_config::{Config, FallbackOn, Sticky};
+
+use crate::breaker::Breaker;
+use crate::event::Events;
+use crate::registry::Registry;
+use crate::telemetry::{Telemetry, VersionStats};
 
 pub use compile::CompileError;
+pub use pick::PickTable;
+pub use routes::RouteIndex;
 
 /// A control-side change that was refused; the live table is unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +34,6 @@ pub enum LiveError {
     #[error(transparent)]
     Compile(#[from] CompileError),
 }
-pub use pick::PickTable;
-pub use routes::RouteIndex;
 
 /// The whole compiled table a request is routed by. Immutable once stored:
 /// a request loads it once and passes `&Snapshot` down, so it sees the old
@@ -50,6 +56,30 @@ pub struct RouteSnap {
     pub pick: PickTable,
     /// Add `x-serin-version` / `x-serin-fallback` to responses.
     pub response_headers: bool,
+    /// `next[i]`: the version after `i` in the fallback chain, if any.
+    pub next: Box<[Option<usize>]>,
+    /// `in_chain[i]`: version `i` is in the fallback chain (its failure,
+    /// even as the last one, ends in the route's final answer).
+    pub in_chain: Box<[bool]>,
+    pub fallback: Option<FallbackSnap>,
+    /// Breaker settings; `None` = no breaker on this route.
+    pub breaker: Option<serin_config::Breaker>,
+    /// End-to-end telemetry as the client sees it.
+    pub stats: Arc<VersionStats>,
+}
+
+/// `[routes.fallback]`, compiled: final answers made once.
+#[derive(Debug)]
+pub struct FallbackSnap {
+    pub on: FallbackOn,
+    pub final_status: StatusCode,
+    /// `final_body` as text.
+    pub final_text: Bytes,
+    /// `{"error": final_body}` for clients that accept JSON.
+    pub final_json: Bytes,
+    pub max_replay_body: u64,
+    pub retry_non_idempotent: bool,
+    pub deadline: Option<Duration>,
 }
 
 /// One version of a route, compiled: everything a request needs, typed.
@@ -65,6 +95,22 @@ pub struct VersionSnap {
     pub timeout: Duration,
     /// `x-serin-version` value, made once.
     pub header: HeaderValue,
+    /// Per-attempt telemetry; the same `Arc` across table swaps.
+    pub stats: Arc<VersionStats>,
+    /// The same `Arc` across table swaps.
+    pub breaker: Arc<Breaker>,
+    /// `serin_fallbacks_total{route, from: this, to: next}`, resolved once;
+    /// `None` when the version has no next in the chain.
+    pub fallback_counter: Option<metrics::Counter>,
+}
+
+/// Long-lived per-(route, version) state the compiler wires into every
+/// snapshot, so telemetry and breakers survive reloads.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub telemetry: Arc<Telemetry>,
+    pub breakers: Registry<Breaker>,
+    pub events: Arc<Events>,
 }
 
 /// The swap point between the control plane and the data plane.
@@ -75,6 +121,7 @@ pub struct VersionSnap {
 pub struct Live {
     table: ArcSwap<Snapshot>,
     inner: Mutex<Inner>,
+    shared: Shared,
 }
 
 struct Inner {
@@ -92,10 +139,10 @@ impl Live {
     /// # Errors
     /// When a version URL cannot be used upstream (validation normally
     /// catches it first).
-    pub fn new(config: Config, revision: &str) -> Result<Self, CompileError> {
+    pub fn new(config: Config, revision: &str, shared: Shared) -> Result<Self, CompileError> {
         let revision: Arc<str> = revision.into();
         let weights = BTreeMap::new();
-        let snapshot = compile::compile(&config, &weights, revision.clone())?;
+        let snapshot = compile::compile(&config, &weights, revision.clone(), &shared)?;
         Ok(Self {
             table: ArcSwap::from_pointee(snapshot),
             inner: Mutex::new(Inner {
@@ -103,6 +150,7 @@ impl Live {
                 revision,
                 weights,
             }),
+            shared,
         })
     }
 
@@ -120,6 +168,11 @@ impl Live {
     /// The routing file the table was compiled from.
     pub fn config(&self) -> Arc<Config> {
         self.lock().config.clone()
+    }
+
+    /// Telemetry, breakers and the event journal.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// Sets live weights of `route` (versions not named keep theirs) and
@@ -147,7 +200,7 @@ impl Live {
         all.entry(route.to_owned())
             .or_default()
             .extend(weights.iter().map(|(k, v)| (k.clone(), *v)));
-        let snapshot = compile::compile(&inner.config, &all, inner.revision.clone())?;
+        let snapshot = compile::compile(&inner.config, &all, inner.revision.clone(), &self.shared)?;
         // Computed first, assigned after: a failure above leaves `inner` as it was.
         inner.weights = all;
         self.table.store(Arc::new(snapshot));

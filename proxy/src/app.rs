@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serin_config::Config;
 use serin_control::api::{self, ApiState};
-use serin_control::{Live, LiveError};
+use serin_control::breaker::monitor;
+use serin_control::{Live, LiveError, Shared};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -73,7 +74,7 @@ impl App {
     /// # Errors
     /// When the table cannot be compiled.
     pub fn new(config: Config) -> Result<Self, LiveError> {
-        let live = Arc::new(Live::new(config, "r1")?);
+        let live = Arc::new(Live::new(config, "r1", Shared::default())?);
         let proxy = Arc::new(Proxy::new(live.clone()));
         Ok(Self { live, proxy })
     }
@@ -85,11 +86,14 @@ impl App {
 
     /// Serves until `shutdown` turns true, then drains and returns.
     pub async fn serve(self, listeners: Listeners, shutdown: watch::Receiver<bool>) {
+        // Background deciders: they end with the serve call.
+        let background = [
+            self.live.shared().telemetry.spawn(),
+            monitor::spawn(self.live.clone()),
+        ];
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(l) = listeners.admin {
-            let router = api::router(ApiState {
-                live: self.live.clone(),
-            });
+            let router = api::router(ApiState::new(self.live.clone()));
             let mut stop = shutdown.clone();
             tasks.spawn(async move {
                 let stopped = async move {
@@ -109,5 +113,8 @@ impl App {
             ));
         }
         while tasks.join_next().await.is_some() {}
+        for task in background {
+            task.abort();
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! become a client answer. The service handed to hyper never fails: hyper
 //! would abort the connection.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,26 +13,26 @@ use hyper::body::Incoming;
 /// What the client receives: a version's streamed body, or one of ours.
 pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
 
-/// Why a request got no answer from a version.
+/// Why a request got no answer from a version (and no fallback chain
+/// answered for it: that case is the route's `final_status`).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProxyError {
     /// No route matches the host and path. Not retryable.
     #[error("no route for this host and path")]
     NoRoute,
     /// The version could not be reached: refused, reset, or closed before
-    /// any response. Safe to retry elsewhere.
-    #[error("version {version} unreachable: {source}")]
-    Upstream {
-        version: std::sync::Arc<str>,
-        #[source]
-        source: hyper_util::client::legacy::Error,
-    },
+    /// any response.
+    #[error("version {version} unreachable")]
+    Unreachable { version: Arc<str> },
     /// No response headers within the version's timeout.
     #[error("version {version} did not answer within {after:?}")]
-    VersionTimeout {
-        version: std::sync::Arc<str>,
-        after: Duration,
-    },
+    VersionTimeout { version: Arc<str>, after: Duration },
+    /// The picked version's breaker is open and there is no chain to walk.
+    #[error("version unavailable: circuit breaker open")]
+    BreakerOpen,
+    /// The client's request body failed while it was being kept for replay.
+    #[error("request body could not be read: {0}")]
+    ClientBody(hyper::Error),
 }
 
 /// Maps a failure to the client's status and a JSON `{"error": ...}` body.
@@ -39,8 +40,10 @@ pub(crate) enum ProxyError {
 pub(crate) fn rescue(err: &ProxyError) -> Response<ProxyBody> {
     let (status, msg) = match err {
         ProxyError::NoRoute => (StatusCode::NOT_FOUND, "no route for this host and path"),
-        ProxyError::Upstream { .. } => (StatusCode::BAD_GATEWAY, "upstream unavailable"),
+        ProxyError::Unreachable { .. } => (StatusCode::BAD_GATEWAY, "upstream unavailable"),
         ProxyError::VersionTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
+        ProxyError::BreakerOpen => (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable"),
+        ProxyError::ClientBody(_) => (StatusCode::BAD_REQUEST, "request body could not be read"),
     };
     if !matches!(err, ProxyError::NoRoute) {
         tracing::debug!(error = %err, "request failed");

@@ -18,9 +18,12 @@
 //! - `cli`, `demo`: the `serin` command line and the embedded demo.
 
 mod app;
+mod body;
+mod classify;
 pub mod cli;
 mod demo;
 mod error;
+mod fallback;
 mod headers;
 mod pick;
 mod proxy;

@@ -1,20 +1,26 @@
-//! The request path: one snapshot load → route → pick → forward → answer.
+//! The request path: one snapshot load → route → pick → the attempt walk
+//! (`fallback`) → the answer, with per-version and end-to-end telemetry.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use http::uri::{PathAndQuery, Uri};
-use http::{header, HeaderName, HeaderValue, Request, Response, Version};
-use http_body_util::Either;
+use http::uri::PathAndQuery;
+use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use serin_control::{Live, Snapshot, VersionSnap};
+use serin_control::telemetry::Outcome;
+use serin_control::{Live, RouteSnap, Snapshot};
 
+use crate::body::{keep, Kept, UpstreamBody};
 use crate::error::{rescue, ProxyBody, ProxyError};
+use crate::fallback::{walk, Outgoing, Walk};
 use crate::headers::{self, Peer};
 use crate::upstream::UpstreamClient;
 use crate::{pick, route};
 
 static X_SERIN_VERSION: HeaderName = HeaderName::from_static("x-serin-version");
+static X_SERIN_FALLBACK: HeaderName = HeaderName::from_static("x-serin-fallback");
 
 /// The data plane's service; one per process, shared by every connection.
 #[derive(Debug)]
@@ -51,74 +57,151 @@ impl Proxy {
         peer: Peer,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let route = &snap.routes[route::find(snap, &req).ok_or(ProxyError::NoRoute)?];
-        let version = &route.versions[pick::pick(route, req.headers())];
+        let start = Instant::now();
+        let first = pick::pick(route, req.headers());
 
         let upgrade = headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        prepare(&mut req, version, peer, upgrade);
+        let (mut parts, body) = req.into_parts();
+        let wants_json = accepts_json(&parts.headers);
+        prepare(&mut parts, peer, upgrade);
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
-        let sent = self.client.request(req);
-        let mut resp = match tokio::time::timeout(version.timeout, sent).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(source)) => {
-                return Err(ProxyError::Upstream {
-                    version: version.name.clone(),
-                    source,
-                })
+        let (replay, stream) = match route.fallback.as_ref() {
+            Some(f)
+                if !upgrade
+                    && route.next[first].is_some()
+                    && replayable(&parts.method, f.retry_non_idempotent) =>
+            {
+                match keep(body, f.max_replay_body)
+                    .await
+                    .map_err(ProxyError::ClientBody)?
+                {
+                    Kept::Whole(b) => (Some(b), None),
+                    Kept::TooLarge(prefix, rest) => {
+                        (None, Some(UpstreamBody::Prefixed(Some(prefix), rest)))
+                    }
+                }
             }
-            Err(_) => {
-                return Err(ProxyError::VersionTimeout {
-                    version: version.name.clone(),
-                    after: version.timeout,
-                })
-            }
+            _ => (None, Some(UpstreamBody::Stream(body))),
+        };
+        let out = Outgoing {
+            parts,
+            pq,
+            replay,
+            stream,
         };
 
-        let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-        if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
-            tunnel(client_upgrade, hyper::upgrade::on(&mut resp));
-        }
-        headers::strip_hop_by_hop(resp.headers_mut(), switching);
-        if route.response_headers {
-            resp.headers_mut()
-                .insert(&X_SERIN_VERSION, version.header.clone());
-        }
-        Ok(resp.map(Either::Left))
+        let (resp, outcome) = match walk(&self.client, route, first, out).await {
+            Walk::Answered {
+                mut resp,
+                version,
+                path,
+            } => {
+                let v = &route.versions[version];
+                let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+                if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
+                    tunnel(client_upgrade, hyper::upgrade::on(&mut resp));
+                }
+                headers::strip_hop_by_hop(resp.headers_mut(), switching);
+                if route.response_headers {
+                    let h = resp.headers_mut();
+                    h.insert(&X_SERIN_VERSION, v.header.clone());
+                    if !path.is_empty() {
+                        h.insert(&X_SERIN_FALLBACK, fallback_path(route, &path, version));
+                    }
+                }
+                let outcome = if resp.status().is_server_error() {
+                    Outcome::Status5xx
+                } else {
+                    Outcome::Success
+                };
+                (resp.map(Either::Left), outcome)
+            }
+            Walk::Exhausted { last, chain } => {
+                let outcome = last.map_or(Outcome::Connect, |(_, o)| o);
+                let resp = match (route.fallback.as_ref(), chain) {
+                    (Some(f), true) => final_answer(f, wants_json),
+                    _ => rescue(&exhausted_error(route, last)),
+                };
+                (resp, outcome)
+            }
+        };
+        route.stats.record(outcome, start.elapsed());
+        Ok(resp)
     }
 }
 
-/// Rewrites a client request into the request for `version`, in place.
-fn prepare(req: &mut Request<Incoming>, version: &VersionSnap, peer: Peer, upgrade: bool) {
-    let h2 = req.version() == Version::HTTP_2;
+/// Whether a request with `method` may be sent to a second version.
+fn replayable(method: &Method, non_idempotent: bool) -> bool {
+    non_idempotent || method.is_idempotent()
+}
+
+/// Rewrites the client's request head into the head sent upstream, in place.
+fn prepare(parts: &mut http::request::Parts, peer: Peer, upgrade: bool) {
+    let h2 = parts.version == Version::HTTP_2;
     // HTTP/2 carries the host in `:authority`; HTTP/1.1 upstreams need `Host`.
-    let host = match req.headers().get(header::HOST) {
+    let host = match parts.headers.get(header::HOST) {
         Some(h) => Some(h.clone()),
-        None => req
-            .uri()
+        None => parts
+            .uri
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     };
-    let headers = req.headers_mut();
-    headers::strip_hop_by_hop(headers, upgrade);
-    headers::forwarded(headers, peer, host.clone(), h2);
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    headers::forwarded(&mut parts.headers, peer, host.clone(), h2);
     if let Some(host) = host {
-        headers.insert(header::HOST, host);
+        parts.headers.insert(header::HOST, host);
     }
+}
 
-    let pq = req
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(version.scheme.clone());
-    parts.authority = Some(version.authority.clone());
-    parts.path_and_query = Some(pq);
-    // Scheme, authority and path are all set, so this cannot fail.
-    if let Ok(uri) = Uri::from_parts(parts) {
-        *req.uri_mut() = uri;
+fn accepts_json(h: &http::HeaderMap) -> bool {
+    h.get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+/// `v2>v1.5>v1`: every version the request went through. Made only when a
+/// fallback happened.
+fn fallback_path(route: &RouteSnap, path: &[usize], answered: usize) -> HeaderValue {
+    let names: Vec<&str> = path
+        .iter()
+        .chain(std::iter::once(&answered))
+        .map(|&i| &*route.versions[i].name)
+        .collect();
+    HeaderValue::from_str(&names.join(">")).unwrap_or_else(|_| HeaderValue::from_static("?"))
+}
+
+/// The route's `final_status` / `final_body`, JSON when the client asks for it.
+fn final_answer(f: &serin_control::FallbackSnap, json: bool) -> Response<ProxyBody> {
+    let (body, ctype) = if json {
+        (f.final_json.clone(), "application/json")
+    } else {
+        (f.final_text.clone(), "text/plain; charset=utf-8")
+    };
+    let mut resp = Response::new(Either::Right(Full::new(body)));
+    *resp.status_mut() = f.final_status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    resp
+}
+
+/// The error for a walk that ended without an answer and without a chain.
+fn exhausted_error(route: &RouteSnap, last: Option<(usize, Outcome)>) -> ProxyError {
+    match last {
+        Some((i, Outcome::Timeout)) => ProxyError::VersionTimeout {
+            version: route.versions[i].name.clone(),
+            after: route.versions[i].timeout,
+        },
+        Some((i, _)) => ProxyError::Unreachable {
+            version: route.versions[i].name.clone(),
+        },
+        None => ProxyError::BreakerOpen,
     }
-    *req.version_mut() = Version::HTTP_11;
 }
 
 /// Joins both sides of a `101 Switching Protocols` and copies bytes both

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use crate::body::UpstreamBody;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// The client every version is reached through.
-pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
+pub(crate) type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 
 /// Connect attempts give up after this; a version's own `timeout` bounds
 /// the wait for response headers.

@@ -73,7 +73,7 @@ fn route_status(r: &RouteSnap) -> RouteStatus {
                 url: v.url.to_string(),
                 weight: weight_json(v.weight),
                 share: r.pick.share(i),
-                breaker: "closed",
+                breaker: v.breaker.state().as_str(),
                 health: "unknown",
             })
             .collect(),

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::uri::Scheme;
 use http::HeaderValue;
-use serin_config::{Config, Route, Version};
+use serin_config::{Config, Fallback, Route, Version};
 
-use super::{PickTable, RouteIndex, RouteSnap, Snapshot, VersionSnap};
+use super::{FallbackSnap, PickTable, RouteIndex, RouteSnap, Shared, Snapshot, VersionSnap};
 
 /// A table that cannot be compiled. Validation catches these first; the
 /// checks here keep the data plane from ever seeing a half-usable table.
@@ -35,11 +36,12 @@ pub(super) fn compile(
     config: &Config,
     weights: &BTreeMap<String, BTreeMap<String, f64>>,
     revision: Arc<str>,
+    shared: &Shared,
 ) -> Result<Snapshot, CompileError> {
     let routes = config
         .routes
         .iter()
-        .map(|r| compile_route(r, weights.get(&r.name)))
+        .map(|r| compile_route(r, weights.get(&r.name), shared))
         .collect::<Result<Box<[_]>, _>>()?;
     let index = RouteIndex::new(&config.routes);
     Ok(Snapshot {
@@ -52,15 +54,23 @@ pub(super) fn compile(
 fn compile_route(
     route: &Route,
     overrides: Option<&BTreeMap<String, f64>>,
+    shared: &Shared,
 ) -> Result<RouteSnap, CompileError> {
+    let next = chain_next(route);
     let versions = route
         .versions
         .iter()
-        .map(|v| {
+        .zip(next.iter())
+        .map(|(v, next)| {
             let weight = overrides
                 .and_then(|o| o.get(&v.name).copied())
                 .unwrap_or(v.weight);
-            compile_version(route, v, weight)
+            let counter = next.map(|n| {
+                shared
+                    .telemetry
+                    .fallback_counter(&route.name, &v.name, &route.versions[n].name)
+            });
+            compile_version(route, v, weight, shared, counter)
         })
         .collect::<Result<Box<[_]>, _>>()?;
     let weights: Vec<f64> = versions.iter().map(|v| v.weight).collect();
@@ -70,13 +80,65 @@ fn compile_route(
     Ok(RouteSnap {
         name: route.name.as_str().into(),
         sticky: route.sticky.clone(),
-        versions,
         pick,
         response_headers: route.response_headers,
+        in_chain: route
+            .versions
+            .iter()
+            .map(|v| {
+                route
+                    .fallback
+                    .as_ref()
+                    .is_some_and(|f| f.chain.contains(&v.name))
+            })
+            .collect(),
+        next,
+        fallback: route.fallback.as_ref().map(compile_fallback),
+        breaker: route.breaker.clone(),
+        stats: shared.telemetry.route(&route.name),
+        versions,
     })
 }
 
-fn compile_version(route: &Route, v: &Version, weight: f64) -> Result<VersionSnap, CompileError> {
+/// For each version, the index of the one after it in the chain.
+fn chain_next(route: &Route) -> Box<[Option<usize>]> {
+    let index_of = |name: &str| route.versions.iter().position(|v| v.name == name);
+    let chain: Vec<usize> = route
+        .fallback
+        .iter()
+        .flat_map(|f| f.chain.iter().filter_map(|n| index_of(n)))
+        .collect();
+    route
+        .versions
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            let at = chain.iter().position(|&c| c == i)?;
+            chain.get(at + 1).copied()
+        })
+        .collect()
+}
+
+fn compile_fallback(f: &Fallback) -> FallbackSnap {
+    let json = serde_json::json!({ "error": f.final_body }).to_string();
+    FallbackSnap {
+        on: f.on,
+        final_status: f.final_status,
+        final_text: Bytes::from(f.final_body.clone()),
+        final_json: Bytes::from(json),
+        max_replay_body: f.max_replay_body,
+        retry_non_idempotent: f.retry_non_idempotent,
+        deadline: f.deadline,
+    }
+}
+
+fn compile_version(
+    route: &Route,
+    v: &Version,
+    weight: f64,
+    shared: &Shared,
+    fallback_counter: Option<metrics::Counter>,
+) -> Result<VersionSnap, CompileError> {
     if !weight.is_finite() || weight < 0.0 {
         return Err(CompileError::BadWeight {
             route: route.name.clone(),
@@ -91,8 +153,8 @@ fn compile_version(route: &Route, v: &Version, weight: f64) -> Result<VersionSna
     };
     let scheme = v.url.scheme().cloned().unwrap_or(Scheme::HTTP);
     let authority = v.url.authority().cloned().ok_or_else(bad_url)?;
-    // Version names are validated as printable; a name that still is not a
-    // header value gets no header rather than failing the table.
+    // Version names are validated as [A-Za-z0-9._-]; a name that still is
+    // not a header value gets a placeholder rather than failing the table.
     let header = HeaderValue::from_str(&v.name).unwrap_or_else(|_| HeaderValue::from_static("?"));
     Ok(VersionSnap {
         name: v.name.as_str().into(),
@@ -102,5 +164,8 @@ fn compile_version(route: &Route, v: &Version, weight: f64) -> Result<VersionSna
         weight,
         timeout: v.timeout,
         header,
+        stats: shared.telemetry.version(&route.name, &v.name),
+        breaker: shared.breakers.get(&route.name, &v.name),
+        fallback_counter,
     })
 }

@@ -1,0 +1,106 @@
+//! `GET /api/v1/routes/{route}/stats?window=60s`: per version, over a
+//! window read from the in-process telemetry.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiState};
+use crate::telemetry::WindowStats;
+
+/// The longest window the API reads (the telemetry's retention).
+const MAX_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StatsQuery {
+    window: Option<String>,
+}
+
+/// SPEC.md's stats shape.
+#[derive(Debug, Serialize)]
+pub(crate) struct RouteStats {
+    route: String,
+    window_s: f64,
+    versions: BTreeMap<String, VersionStatsJson>,
+    /// End to end, as the clients saw it.
+    route_total: VersionStatsJson,
+}
+
+/// One version over the window; percentiles are `null` with no samples.
+#[derive(Debug, Serialize)]
+pub(crate) struct VersionStatsJson {
+    requests: u64,
+    errors: u64,
+    /// `null` for an empty window.
+    error_rate: Option<f64>,
+    availability: Option<f64>,
+    connect_errors: u64,
+    timeouts: u64,
+    status_5xx: u64,
+    fallbacks: u64,
+    rps: f64,
+    p50_ms: Option<f64>,
+    p90_ms: Option<f64>,
+    p95_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    p999_ms: Option<f64>,
+    mean_ms: Option<f64>,
+}
+
+pub(crate) async fn stats(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> Result<Json<RouteStats>, ApiError> {
+    let window = match q.window.as_deref() {
+        None => Duration::from_secs(60),
+        Some(w) => serin_config::parse_duration(w)
+            .map_err(|e| ApiError::BadRequest(format!("window: {e}")))?,
+    };
+    if window.is_zero() || window > MAX_WINDOW {
+        return Err(ApiError::BadRequest(format!(
+            "window must be between 1s and {}",
+            serin_config::format_duration(MAX_WINDOW)
+        )));
+    }
+    let snap = st.live.snapshot();
+    let route = snap
+        .routes
+        .iter()
+        .find(|r| *r.name == *name)
+        .ok_or_else(|| ApiError::NotFound(format!("no route named {name:?}")))?;
+    Ok(Json(RouteStats {
+        route: route.name.to_string(),
+        window_s: window.as_secs_f64(),
+        versions: route
+            .versions
+            .iter()
+            .map(|v| (v.name.to_string(), to_json(&v.stats.window(window))))
+            .collect(),
+        route_total: to_json(&route.stats.window(window)),
+    }))
+}
+
+fn to_json(w: &WindowStats) -> VersionStatsJson {
+    let ms = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
+    VersionStatsJson {
+        requests: w.requests,
+        errors: w.errors,
+        error_rate: w.error_rate(),
+        availability: w.availability(),
+        connect_errors: w.connect_errors,
+        timeouts: w.timeouts,
+        status_5xx: w.status_5xx,
+        fallbacks: w.fallbacks,
+        rps: w.rps(),
+        p50_ms: ms(w.percentile(50.0)),
+        p90_ms: ms(w.percentile(90.0)),
+        p95_ms: ms(w.percentile(95.0)),
+        p99_ms: ms(w.percentile(99.0)),
+        p999_ms: ms(w.percentile(99.9)),
+        mean_ms: ms(w.mean()),
+    }
+}

@@ -1,0 +1,167 @@
+//! Events: every state change, by whom and why, in SPEC.md's shape.
+//!
+//! `Events` is the in-process journal (a bounded ring the API reads and a
+//! broadcast for followers). It is control-side only: the request path
+//! never records an event; background tasks do.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// Who made a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    Engine,
+    Api,
+    File,
+    Signal,
+}
+
+/// One recorded change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub seq: u64,
+    /// RFC 3339 with milliseconds, UTC.
+    pub time: String,
+    pub actor: Actor,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub before: Value,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub after: Value,
+    pub reason: String,
+}
+
+/// What a caller says about a change; `Events::record` adds seq and time.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub actor: Actor,
+    pub kind: &'static str,
+    pub route: Option<String>,
+    pub version: Option<String>,
+    pub before: Value,
+    pub after: Value,
+    pub reason: String,
+}
+
+/// The journal.
+#[derive(Debug)]
+pub struct Events {
+    ring: Mutex<Ring>,
+    tx: broadcast::Sender<Event>,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    next_seq: u64,
+    events: VecDeque<Event>,
+}
+
+// === impl Draft ===
+
+impl Draft {
+    /// A change with no before/after values.
+    pub fn new(actor: Actor, kind: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            actor,
+            kind,
+            route: None,
+            version: None,
+            before: Value::Null,
+            after: Value::Null,
+            reason: reason.into(),
+        }
+    }
+
+    /// Names the route.
+    pub fn route(mut self, route: &str) -> Self {
+        self.route = Some(route.to_owned());
+        self
+    }
+
+    /// Names the version.
+    pub fn version(mut self, version: &str) -> Self {
+        self.version = Some(version.to_owned());
+        self
+    }
+
+    /// Values before and after the change.
+    pub fn change(mut self, before: Value, after: Value) -> Self {
+        self.before = before;
+        self.after = after;
+        self
+    }
+}
+
+// === impl Events ===
+
+impl Default for Events {
+    fn default() -> Self {
+        Self::new(10_000)
+    }
+}
+
+impl Events {
+    /// A journal keeping the last `capacity` events in memory.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(1024);
+        Self {
+            ring: Mutex::new(Ring {
+                next_seq: 1,
+                events: VecDeque::new(),
+            }),
+            tx,
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Records a change and returns it as stored.
+    pub fn record(&self, draft: Draft) -> Event {
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let event = Event {
+            seq: ring.next_seq,
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            actor: draft.actor,
+            kind: draft.kind,
+            route: draft.route,
+            version: draft.version,
+            before: draft.before,
+            after: draft.after,
+            reason: draft.reason,
+        };
+        ring.next_seq += 1;
+        if ring.events.len() == self.capacity {
+            ring.events.pop_front();
+        }
+        ring.events.push_back(event.clone());
+        tracing::info!(kind = event.kind, route = ?event.route, version = ?event.version, reason = %event.reason, "event");
+        // No follower is fine.
+        let _ = self.tx.send(event.clone());
+        event
+    }
+
+    /// Events with `seq > since`, optionally of one route, oldest first.
+    pub fn since(&self, since: u64, route: Option<&str>) -> Vec<Event> {
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.events
+            .iter()
+            .filter(|e| e.seq > since && route.is_none_or(|r| e.route.as_deref() == Some(r)))
+            .cloned()
+            .collect()
+    }
+
+    /// New events as they are recorded.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}

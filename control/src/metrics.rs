@@ -1,0 +1,214 @@
+//! Every `serin_*` Prometheus metric in one place: names, label keys, the
+//! process-wide recorder behind `GET /metrics`, and the handles the rest of
+//! serin updates.
+//!
+//! Label values are route and version names from the routing file and a few
+//! fixed words (outcomes, modes, results), never paths or status codes, so
+//! cardinality is bounded by the routing file.
+//!
+//! Per-request metrics are not updated on the request path: telemetry's
+//! fold publishes each 1 s slot (see [`crate::telemetry`]). Everything else
+//! is rare (a fallback, a breaker change, a rollback, a reload) and updates
+//! its handle directly.
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::breaker::BreakerState;
+use crate::telemetry::Outcome;
+
+/// Upstream attempts per version: `{route, version, outcome}`.
+pub const REQUESTS_TOTAL: &str = "serin_requests_total";
+/// Attempt latency, request sent → response headers: `{route, version}`.
+pub const REQUEST_DURATION_SECONDS: &str = "serin_request_duration_seconds";
+/// Client requests per route, end to end: `{route, outcome}`.
+pub const ROUTE_REQUESTS_TOTAL: &str = "serin_route_requests_total";
+/// Client-seen latency per route: `{route}`.
+pub const ROUTE_DURATION_SECONDS: &str = "serin_route_duration_seconds";
+/// Requests handed down the fallback chain: `{route, from, to}`.
+pub const FALLBACKS_TOTAL: &str = "serin_fallbacks_total";
+/// Breaker state per version, 0 closed, 1 half-open, 2 open: `{route, version}`.
+pub const BREAKER_STATE: &str = "serin_breaker_state";
+/// Live weight per version: `{route, version}`.
+pub const ROUTE_WEIGHT: &str = "serin_route_weight";
+/// Rollbacks started: `{route, mode}`.
+pub const ROLLBACKS_TOTAL: &str = "serin_rollbacks_total";
+/// Routing-file reloads: `{result}`.
+pub const CONFIG_RELOADS_TOTAL: &str = "serin_config_reloads_total";
+
+/// Label keys.
+pub mod label {
+    /// The route's name.
+    pub const ROUTE: &str = "route";
+    /// The version's name.
+    pub const VERSION: &str = "version";
+    /// [`Outcome::label`](crate::telemetry::Outcome::label).
+    pub const OUTCOME: &str = "outcome";
+    /// The version a fallback left.
+    pub const FROM: &str = "from";
+    /// The version a fallback went to.
+    pub const TO: &str = "to";
+    /// `immediate` or `gradual`.
+    pub const MODE: &str = "mode";
+    /// A reload's result, e.g. `applied`, `rejected`, `unchanged`.
+    pub const RESULT: &str = "result";
+}
+
+/// Bucket bounds (seconds) of both duration histograms: 0.5 ms to 60 s.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Per-request handles of one `VersionStats`, resolved at registration.
+pub(crate) struct Exports {
+    /// In [`Outcome::ALL`] order.
+    requests: [Counter; 4],
+    duration: Histogram,
+}
+
+/// Installs the process-wide Prometheus recorder on first call and returns
+/// its handle (`handle.render()` is the `GET /metrics` body); later calls
+/// return the same handle, so many serins in one test process share it.
+/// Handles resolved before the first call are no-ops: call it before
+/// registering metrics ([`Telemetry::new`](crate::telemetry::Telemetry::new)
+/// does). If another recorder was installed first, the handle renders only
+/// serin's descriptions and a warning is logged.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(REQUEST_DURATION_SECONDS.into()),
+                    DURATION_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(ROUTE_DURATION_SECONDS.into()),
+                        DURATION_BUCKETS,
+                    )
+                })
+                .expect("bucket lists are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if let Err(e) = ::metrics::set_global_recorder(recorder) {
+                tracing::warn!("metrics recorder already installed, /metrics stays empty: {e}");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// Drains the exporter's sample queues into its histograms; the telemetry
+/// task calls it every slot so memory stays flat between scrapes.
+pub fn upkeep() {
+    if let Some(handle) = HANDLE.get() {
+        handle.run_upkeep();
+    }
+}
+
+/// The `serin_fallbacks_total{route,from,to}` counter.
+pub fn fallback_counter(route: &str, from: &str, to: &str) -> Counter {
+    ::metrics::counter!(FALLBACKS_TOTAL,
+        label::ROUTE => route.to_owned(), label::FROM => from.to_owned(), label::TO => to.to_owned())
+}
+
+/// Sets `serin_breaker_state{route,version}`.
+pub fn breaker_state(route: &str, version: &str, state: BreakerState) {
+    ::metrics::gauge!(BREAKER_STATE,
+        label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
+    .set(f64::from(state as u8));
+}
+
+/// Sets `serin_route_weight{route,version}`.
+pub fn route_weight(route: &str, version: &str, weight: f64) {
+    ::metrics::gauge!(ROUTE_WEIGHT,
+        label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
+    .set(weight);
+}
+
+/// Counts a rollback in `serin_rollbacks_total{route,mode}`.
+pub fn rollback(route: &str, mode: &'static str) {
+    ::metrics::counter!(ROLLBACKS_TOTAL, label::ROUTE => route.to_owned(), label::MODE => mode)
+        .increment(1);
+}
+
+/// Counts a reload in `serin_config_reloads_total{result}`.
+pub fn config_reload(result: &'static str) {
+    ::metrics::counter!(CONFIG_RELOADS_TOTAL, label::RESULT => result).increment(1);
+}
+
+fn describe() {
+    use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(REQUESTS_TOTAL, "Upstream attempts per version, by outcome.");
+    describe_histogram!(
+        REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Attempt latency per version: request sent to response headers."
+    );
+    describe_counter!(
+        ROUTE_REQUESTS_TOTAL,
+        "Client requests per route, by outcome."
+    );
+    describe_histogram!(
+        ROUTE_DURATION_SECONDS,
+        Unit::Seconds,
+        "Client-seen latency per route."
+    );
+    describe_counter!(FALLBACKS_TOTAL, "Requests handed down the fallback chain.");
+    describe_gauge!(
+        BREAKER_STATE,
+        "Circuit breaker: 0 closed, 1 half-open, 2 open."
+    );
+    describe_gauge!(ROUTE_WEIGHT, "Live weight per version.");
+    describe_counter!(ROLLBACKS_TOTAL, "Rollbacks started, by mode.");
+    describe_counter!(CONFIG_RELOADS_TOTAL, "Routing-file reloads, by result.");
+}
+
+// === impl Exports ===
+
+impl Exports {
+    /// `serin_requests_total` / `serin_request_duration_seconds`.
+    pub(crate) fn version(route: &str, version: &str) -> Self {
+        Self {
+            requests: Outcome::ALL.map(|o| {
+                ::metrics::counter!(REQUESTS_TOTAL,
+                    label::ROUTE => route.to_owned(),
+                    label::VERSION => version.to_owned(),
+                    label::OUTCOME => o.label())
+            }),
+            duration: ::metrics::histogram!(REQUEST_DURATION_SECONDS,
+                label::ROUTE => route.to_owned(), label::VERSION => version.to_owned()),
+        }
+    }
+
+    /// `serin_route_requests_total` / `serin_route_duration_seconds`.
+    pub(crate) fn route(route: &str) -> Self {
+        Self {
+            requests: Outcome::ALL.map(|o| {
+                ::metrics::counter!(ROUTE_REQUESTS_TOTAL,
+                    label::ROUTE => route.to_owned(), label::OUTCOME => o.label())
+            }),
+            duration: ::metrics::histogram!(ROUTE_DURATION_SECONDS, label::ROUTE => route.to_owned()),
+        }
+    }
+
+    /// Adds one folded slot: counts per outcome, latency samples as
+    /// (µs, count).
+    pub(crate) fn publish(&self, by_outcome: [u64; 4], samples: impl Iterator<Item = (u64, u64)>) {
+        for (counter, n) in self.requests.iter().zip(by_outcome) {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+        for (micros, count) in samples {
+            let count = usize::try_from(count).unwrap_or(usize::MAX);
+            self.duration.record_many(micros as f64 / 1e6, count);
+        }
+    }
+}
