@@ -20,6 +20,7 @@ use axum::Router;
 use crate::Live;
 
 pub use error::ApiError;
+pub use status::weight_json;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]

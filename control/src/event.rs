@@ -1,19 +1,24 @@
 //! Events: every state change, by whom and why, in SPEC.md's shape.
 //!
-//! `Events` is the in-process journal (a bounded ring the API reads and a
-//! broadcast for followers). It is control-side only: the request path
-//! never records an event; background tasks do.
+//! `Events` is the journal: a bounded in-memory ring the API reads, a
+//! broadcast for followers and, when serin has a state directory, the
+//! hash-chained audit log (`audit.rs`) each event is written to durably
+//! before `record` returns. It is control-side only: the request path never
+//! records an event; background tasks and API handlers do.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+use crate::audit::AuditLog;
+
 /// Who made a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Actor {
     Engine,
@@ -23,22 +28,27 @@ pub enum Actor {
 }
 
 /// One recorded change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     pub seq: u64,
     /// RFC 3339 with milliseconds, UTC.
     pub time: String,
     pub actor: Actor,
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    #[serde(skip_serializing_if = "Value::is_null")]
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub before: Value,
-    #[serde(skip_serializing_if = "Value::is_null")]
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub after: Value,
     pub reason: String,
+    /// The previous entry's hash (the audit log's chain); empty in memory-only journals.
+    #[serde(default)]
+    pub prev_hash: String,
+    #[serde(default)]
+    pub hash: String,
 }
 
 /// What a caller says about a change; `Events::record` adds seq and time.
@@ -65,6 +75,7 @@ pub struct Events {
 struct Ring {
     next_seq: u64,
     events: VecDeque<Event>,
+    audit: Option<AuditLog>,
 }
 
 // === impl Draft ===
@@ -119,32 +130,62 @@ impl Events {
             ring: Mutex::new(Ring {
                 next_seq: 1,
                 events: VecDeque::new(),
+                audit: None,
             }),
             tx,
             capacity: capacity.max(1),
         }
     }
 
-    /// Records a change and returns it as stored.
+    /// A journal backed by `dir/audit.log` (created with `dir` if missing);
+    /// the events already in the log are loaded and the chain continues.
+    ///
+    /// # Errors
+    /// When the directory or the log cannot be created or read.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let (audit, past) = AuditLog::open(&dir.join("audit.log"))?;
+        let me = Self::default();
+        {
+            let mut ring = me.ring.lock().unwrap_or_else(|p| p.into_inner());
+            ring.next_seq = past.last().map_or(1, |e| e.seq + 1);
+            let skip = past.len().saturating_sub(me.capacity);
+            ring.events.extend(past.into_iter().skip(skip));
+            ring.audit = Some(audit);
+        }
+        Ok(me)
+    }
+
+    /// Records a change and returns it as stored. With an audit log, the
+    /// event is on disk before this returns; a failed write is logged
+    /// loudly and the event is kept in memory (the change it describes has
+    /// already been made durable by the state file).
     pub fn record(&self, draft: Draft) -> Event {
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        let event = Event {
+        let mut event = Event {
             seq: ring.next_seq,
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             actor: draft.actor,
-            kind: draft.kind,
+            kind: draft.kind.to_owned(),
             route: draft.route,
             version: draft.version,
             before: draft.before,
             after: draft.after,
             reason: draft.reason,
+            prev_hash: String::new(),
+            hash: String::new(),
         };
+        if let Some(audit) = ring.audit.as_mut() {
+            if let Err(e) = audit.append(&mut event) {
+                tracing::error!(path = %audit.path().display(), error = %e, "audit log write failed");
+            }
+        }
         ring.next_seq += 1;
         if ring.events.len() == self.capacity {
             ring.events.pop_front();
         }
         ring.events.push_back(event.clone());
-        tracing::info!(kind = event.kind, route = ?event.route, version = ?event.version, reason = %event.reason, "event");
+        tracing::info!(kind = %event.kind, route = ?event.route, version = ?event.version, reason = %event.reason, "event");
         // No follower is fine.
         let _ = self.tx.send(event.clone());
         event

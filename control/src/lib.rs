@@ -23,10 +23,12 @@
 //! - [`api`]: the admin REST API (axum router).
 
 pub mod api;
+pub mod audit;
 pub mod breaker;
 pub mod event;
 pub mod live;
 pub mod metrics;
+pub mod persist;
 pub mod registry;
 pub mod telemetry;
 

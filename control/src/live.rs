@@ -16,7 +16,8 @@ use http::{HeaderValue, StatusCode};
 use serin_config::{Config, FallbackOn, Sticky};
 
 use crate::breaker::Breaker;
-use crate::event::Events;
+use crate::event::{Draft, Event, Events};
+use crate::persist::{LiveState, Phase, StateFile};
 use crate::registry::Registry;
 use crate::telemetry::{Telemetry, VersionStats};
 
@@ -33,6 +34,12 @@ pub enum LiveError {
     NoVersion(String, String),
     #[error(transparent)]
     Compile(#[from] CompileError),
+    /// The new state could not be made durable; nothing changed.
+    #[error("cannot persist live state: {0}")]
+    Persist(#[from] std::io::Error),
+    /// A change the current state does not allow (e.g. promote a promoted route).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The whole compiled table a request is routed by. Immutable once stored:
@@ -44,6 +51,18 @@ pub struct Snapshot {
     pub revision: Arc<str>,
     pub routes: Box<[RouteSnap]>,
     pub index: RouteIndex,
+    /// `Some` while maintenance mode is on: every route answers 503 with it.
+    pub maintenance: Option<Maintenance>,
+}
+
+/// The maintenance answer, made once per change.
+#[derive(Debug)]
+pub struct Maintenance {
+    pub message: String,
+    /// `message` as text/html.
+    pub html: Bytes,
+    /// `{"error": message}`.
+    pub json: Bytes,
 }
 
 /// One route, compiled.
@@ -66,6 +85,8 @@ pub struct RouteSnap {
     pub breaker: Option<serin_config::Breaker>,
     /// End-to-end telemetry as the client sees it.
     pub stats: Arc<VersionStats>,
+    /// Rollout/rollback phase (SPEC.md's route `state`).
+    pub phase: Phase,
 }
 
 /// `[routes.fallback]`, compiled: final answers made once.
@@ -113,6 +134,21 @@ pub struct Shared {
     pub events: Arc<Events>,
 }
 
+// === impl Shared ===
+
+impl Shared {
+    /// Shared state whose event journal is the audit log in `state_dir`.
+    ///
+    /// # Errors
+    /// When the audit log cannot be opened.
+    pub fn open(state_dir: &std::path::Path) -> std::io::Result<Self> {
+        Ok(Self {
+            events: Arc::new(Events::open(state_dir)?),
+            ..Self::default()
+        })
+    }
+}
+
 /// The swap point between the control plane and the data plane.
 ///
 /// The data plane calls [`Live::load`] once per request: lock-free, no clone
@@ -122,35 +158,62 @@ pub struct Live {
     table: ArcSwap<Snapshot>,
     inner: Mutex<Inner>,
     shared: Shared,
+    /// `None`: state lives in memory only (unit tests).
+    file: Option<StateFile>,
 }
 
 struct Inner {
     config: Arc<Config>,
-    revision: Arc<str>,
-    /// Live weight overrides per route, per version.
-    weights: BTreeMap<String, BTreeMap<String, f64>>,
+    state: LiveState,
 }
 
 // === impl Live ===
 
 impl Live {
-    /// Compiles `config` as revision `revision`.
+    /// A memory-only table compiled from `config` as revision `revision`.
     ///
     /// # Errors
     /// When a version URL cannot be used upstream (validation normally
     /// catches it first).
-    pub fn new(config: Config, revision: &str, shared: Shared) -> Result<Self, CompileError> {
-        let revision: Arc<str> = revision.into();
-        let weights = BTreeMap::new();
-        let snapshot = compile::compile(&config, &weights, revision.clone(), &shared)?;
+    pub fn new(config: Config, revision: &str, shared: Shared) -> Result<Self, LiveError> {
+        let state = LiveState {
+            revision: revision.to_owned(),
+            ..LiveState::default()
+        };
+        Self::build(config, state, shared, None)
+    }
+
+    /// The table of a running serin: the live state saved in
+    /// `config.state.dir` (weights, rollbacks, maintenance) is loaded and
+    /// applied over the routing file, so a restart — `kill -9` included —
+    /// loses no decision.
+    ///
+    /// # Errors
+    /// When the saved state cannot be read or the table cannot be compiled.
+    pub fn open(config: Config, shared: Shared) -> Result<Self, LiveError> {
+        let file = StateFile::new(&config.state.dir);
+        let state = file.load()?.unwrap_or_else(|| LiveState {
+            revision: "r1".to_owned(),
+            ..LiveState::default()
+        });
+        Self::build(config, state, shared, Some(file))
+    }
+
+    fn build(
+        config: Config,
+        state: LiveState,
+        shared: Shared,
+        file: Option<StateFile>,
+    ) -> Result<Self, LiveError> {
+        let snapshot = compile::compile(&config, &state, &shared)?;
         Ok(Self {
             table: ArcSwap::from_pointee(snapshot),
             inner: Mutex::new(Inner {
                 config: Arc::new(config),
-                revision,
-                weights,
+                state,
             }),
             shared,
+            file,
         })
     }
 
@@ -175,8 +238,75 @@ impl Live {
         &self.shared
     }
 
-    /// Sets live weights of `route` (versions not named keep theirs) and
-    /// swaps in the recompiled table.
+    /// The live state (what the routing file does not say).
+    pub fn state(&self) -> LiveState {
+        self.lock().state.clone()
+    }
+
+    /// The one way live state changes: `change` edits a copy of the state;
+    /// the result is compiled, saved to the state directory, recorded as
+    /// the event `draft`, and only then swapped in. When the draft names a
+    /// route and carries no before/after, the route's weights before and
+    /// after are filled in.
+    ///
+    /// # Errors
+    /// `change`'s own refusal, an uncompilable result or a failed save:
+    /// nothing changed then, and no event is recorded.
+    pub fn update(
+        &self,
+        mut draft: Draft,
+        change: impl FnOnce(&Config, &mut LiveState) -> Result<(), LiveError>,
+    ) -> Result<Event, LiveError> {
+        let mut inner = self.lock();
+        let mut next = inner.state.clone();
+        change(&inner.config, &mut next)?;
+        self.commit(&mut inner, None, next, &mut draft)?;
+        Ok(self.shared.events.record(draft))
+    }
+
+    /// Replaces the routing file: `merge` carries the live state over to
+    /// the new file (see `reload.rs` for the rule), then as [`Live::update`].
+    ///
+    /// # Errors
+    /// As [`Live::update`].
+    pub fn replace_config(
+        &self,
+        config: Config,
+        mut draft: Draft,
+        merge: impl FnOnce(&Config, &Config, &mut LiveState),
+    ) -> Result<Event, LiveError> {
+        let mut inner = self.lock();
+        let mut next = inner.state.clone();
+        merge(&inner.config, &config, &mut next);
+        self.commit(&mut inner, Some(Arc::new(config)), next, &mut draft)?;
+        Ok(self.shared.events.record(draft))
+    }
+
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        config: Option<Arc<Config>>,
+        next: LiveState,
+        draft: &mut Draft,
+    ) -> Result<(), LiveError> {
+        let config = config.unwrap_or_else(|| inner.config.clone());
+        let snapshot = compile::compile(&config, &next, &self.shared)?;
+        if let (Some(route), true) = (draft.route.clone(), draft.before.is_null()) {
+            draft.before = weights_json(&inner.config, &inner.state, &route);
+            draft.after = weights_json(&config, &next, &route);
+        }
+        if let Some(file) = &self.file {
+            file.save(&next)?;
+        }
+        // Saved first, swapped after: a crash in between restarts into the
+        // new state, never acknowledges a change that is not on disk.
+        inner.config = config;
+        inner.state = next;
+        self.table.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// Sets live weights of `route` (versions not named keep theirs).
     ///
     /// # Errors
     /// Unknown route or version, a weight that is negative or not finite,
@@ -185,26 +315,25 @@ impl Live {
         &self,
         route: &str,
         weights: &BTreeMap<String, f64>,
-    ) -> Result<(), LiveError> {
-        let mut inner = self.lock();
-        let Some(r) = inner.config.routes.iter().find(|r| r.name == route) else {
-            return Err(LiveError::NoRoute(route.to_owned()));
-        };
-        if let Some(v) = weights
-            .keys()
-            .find(|v| !r.versions.iter().any(|rv| &rv.name == *v))
-        {
-            return Err(LiveError::NoVersion(route.to_owned(), v.clone()));
-        }
-        let mut all = inner.weights.clone();
-        all.entry(route.to_owned())
-            .or_default()
-            .extend(weights.iter().map(|(k, v)| (k.clone(), *v)));
-        let snapshot = compile::compile(&inner.config, &all, inner.revision.clone(), &self.shared)?;
-        // Computed first, assigned after: a failure above leaves `inner` as it was.
-        inner.weights = all;
-        self.table.store(Arc::new(snapshot));
-        Ok(())
+        draft: Draft,
+    ) -> Result<Event, LiveError> {
+        self.update(draft.route(route), |config, state| {
+            let Some(r) = config.routes.iter().find(|r| r.name == route) else {
+                return Err(LiveError::NoRoute(route.to_owned()));
+            };
+            if let Some(v) = weights
+                .keys()
+                .find(|v| !r.versions.iter().any(|rv| &rv.name == *v))
+            {
+                return Err(LiveError::NoVersion(route.to_owned(), v.clone()));
+            }
+            state
+                .weights
+                .entry(route.to_owned())
+                .or_default()
+                .extend(weights.iter().map(|(k, v)| (k.clone(), *v)));
+            Ok(())
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -220,4 +349,23 @@ impl std::fmt::Debug for Live {
             .field("revision", &self.load().revision)
             .finish_non_exhaustive()
     }
+}
+
+/// A route's effective weights (file weights under live overrides) as JSON.
+pub fn weights_json(config: &Config, state: &LiveState, route: &str) -> serde_json::Value {
+    let Some(r) = config.routes.iter().find(|r| r.name == route) else {
+        return serde_json::Value::Null;
+    };
+    let overrides = state.weights.get(route);
+    r.versions
+        .iter()
+        .map(|v| {
+            let w = overrides
+                .and_then(|o| o.get(&v.name))
+                .copied()
+                .unwrap_or(v.weight);
+            (v.name.clone(), crate::api::weight_json(w))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }

@@ -74,7 +74,8 @@ impl App {
     /// # Errors
     /// When the table cannot be compiled.
     pub fn new(config: Config) -> Result<Self, LiveError> {
-        let live = Arc::new(Live::new(config, "r1", Shared::default())?);
+        let shared = Shared::open(&config.state.dir)?;
+        let live = Arc::new(Live::open(config, shared)?);
         let proxy = Arc::new(Proxy::new(live.clone()));
         Ok(Self { live, proxy })
     }

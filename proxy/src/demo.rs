@@ -64,7 +64,10 @@ async fn play() -> Result<(), Box<dyn std::error::Error>> {
         .replace("{v1}", &fakes[0].url())
         .replace("{v15}", &fakes[1].url())
         .replace("{v2}", &fakes[2].url());
-    let config = serin_config::parse(&table, "<demo>")?;
+    let mut config = serin_config::parse(&table, "<demo>")?;
+    // The demo's live state and audit log are its own, gone when it ends.
+    let state_dir = std::env::temp_dir().join(format!("serin-demo-{}", std::process::id()));
+    config.state.dir.clone_from(&state_dir);
     let listeners = Listeners::ephemeral().await?;
     let http = listeners
         .http
@@ -121,6 +124,7 @@ async fn play() -> Result<(), Box<dyn std::error::Error>> {
     for f in fakes {
         f.shutdown().await;
     }
+    let _ = std::fs::remove_dir_all(&state_dir);
     if report.errors > 0 || report.requests == 0 {
         return Err(format!("{} of {} requests failed", report.errors, report.requests).into());
     }

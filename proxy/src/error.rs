@@ -54,11 +54,18 @@ pub(crate) fn rescue(err: &ProxyError) -> Response<ProxyBody> {
 /// `{"error": msg}` with `status`.
 pub(crate) fn json_error(status: StatusCode, msg: &str) -> Response<ProxyBody> {
     let body = serde_json::json!({ "error": msg }).to_string();
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    answer(status, Bytes::from(body), "application/json")
+}
+
+/// A whole answer of serin's own (not a version's).
+pub(crate) fn answer(
+    status: StatusCode,
+    body: Bytes,
+    content_type: &'static str,
+) -> Response<ProxyBody> {
+    let mut resp = Response::new(Either::Right(Full::new(body)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }

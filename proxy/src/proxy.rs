@@ -6,14 +6,14 @@ use std::time::Instant;
 
 use http::uri::PathAndQuery;
 use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
-use http_body_util::{Either, Full};
+use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serin_control::telemetry::Outcome;
 use serin_control::{Live, RouteSnap, Snapshot};
 
 use crate::body::{keep, Kept, UpstreamBody};
-use crate::error::{rescue, ProxyBody, ProxyError};
+use crate::error::{answer, rescue, ProxyBody, ProxyError};
 use crate::fallback::{walk, Outgoing, Walk};
 use crate::headers::{self, Peer};
 use crate::upstream::UpstreamClient;
@@ -56,6 +56,9 @@ impl Proxy {
         mut req: Request<Incoming>,
         peer: Peer,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        if let Some(m) = &snap.maintenance {
+            return Ok(maintenance(m, accepts_json(req.headers())));
+        }
         let route = &snap.routes[route::find(snap, &req).ok_or(ProxyError::NoRoute)?];
         let start = Instant::now();
         let first = pick::pick(route, req.headers());
@@ -178,15 +181,34 @@ fn fallback_path(route: &RouteSnap, path: &[usize], answered: usize) -> HeaderVa
 
 /// The route's `final_status` / `final_body`, JSON when the client asks for it.
 fn final_answer(f: &serin_control::FallbackSnap, json: bool) -> Response<ProxyBody> {
-    let (body, ctype) = if json {
-        (f.final_json.clone(), "application/json")
+    if json {
+        answer(f.final_status, f.final_json.clone(), "application/json")
     } else {
-        (f.final_text.clone(), "text/plain; charset=utf-8")
+        answer(
+            f.final_status,
+            f.final_text.clone(),
+            "text/plain; charset=utf-8",
+        )
+    }
+}
+
+/// The maintenance page: 503, HTML or JSON by `Accept`.
+fn maintenance(m: &serin_control::live::Maintenance, json: bool) -> Response<ProxyBody> {
+    let mut resp = if json {
+        answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            m.json.clone(),
+            "application/json",
+        )
+    } else {
+        answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            m.html.clone(),
+            "text/html; charset=utf-8",
+        )
     };
-    let mut resp = Response::new(Either::Right(Full::new(body)));
-    *resp.status_mut() = f.final_status;
     resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("120"));
     resp
 }
 

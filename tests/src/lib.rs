@@ -43,8 +43,10 @@ impl TestEnv {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("serin.toml");
         std::fs::write(&config_path, toml).expect("write routing file");
-        let config =
+        let mut config =
             serin_config::load(&config_path).unwrap_or_else(|e| panic!("bad test config:\n{e}"));
+        // Live state and the audit log go to the test's own directory.
+        config.state.dir = dir.path().join("state");
         let listeners = Listeners::ephemeral().await.expect("bind loopback");
         let http = listeners.http.as_ref().unwrap().local_addr().unwrap();
         let admin = listeners.admin.as_ref().unwrap().local_addr().unwrap();
@@ -71,6 +73,24 @@ impl TestEnv {
     /// `http://127.0.0.1:PORT{path}` on the admin API.
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.admin, path)
+    }
+
+    /// Sets live weights as an API call would.
+    ///
+    /// # Errors
+    /// As `Live::set_weights`.
+    pub fn set_weights(
+        &self,
+        route: &str,
+        weights: &[(&str, f64)],
+    ) -> Result<(), serin_control::LiveError> {
+        let weights = weights.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        let draft = serin_control::event::Draft::new(
+            serin_control::event::Actor::Api,
+            "weights_changed",
+            "test",
+        );
+        self.live.set_weights(route, &weights, draft).map(drop)
     }
 
     /// Stops serin and waits for the drain to end.

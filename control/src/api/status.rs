@@ -38,7 +38,7 @@ pub(crate) async fn status(State(st): State<ApiState>) -> Json<Status> {
     let snap = st.live.snapshot();
     Json(Status {
         revision: snap.revision.to_string(),
-        maintenance: false,
+        maintenance: snap.maintenance.is_some(),
         routes: snap.routes.iter().map(route_status).collect(),
     })
 }
@@ -58,7 +58,7 @@ pub(crate) async fn route(
 fn route_status(r: &RouteSnap) -> RouteStatus {
     RouteStatus {
         name: r.name.to_string(),
-        state: "stable",
+        state: r.phase.as_str(),
         weights: r
             .versions
             .iter()
@@ -81,7 +81,7 @@ fn route_status(r: &RouteSnap) -> RouteStatus {
 }
 
 /// Whole weights print as integers (`90`, not `90.0`), fractions as they are.
-pub(crate) fn weight_json(w: f64) -> Value {
+pub fn weight_json(w: f64) -> Value {
     if w.fract() == 0.0 && w.abs() < 1e15 {
         Value::from(w as i64)
     } else {

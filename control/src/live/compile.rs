@@ -2,14 +2,16 @@
 //! resolved here, once per change, never per request.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::uri::Scheme;
 use http::HeaderValue;
 use serin_config::{Config, Fallback, Route, Version};
 
-use super::{FallbackSnap, PickTable, RouteIndex, RouteSnap, Shared, Snapshot, VersionSnap};
+use super::{
+    FallbackSnap, Maintenance, PickTable, RouteIndex, RouteSnap, Shared, Snapshot, VersionSnap,
+};
+use crate::persist::{LiveState, Phase};
 
 /// A table that cannot be compiled. Validation catches these first; the
 /// checks here keep the data plane from ever seeing a half-usable table.
@@ -31,29 +33,53 @@ pub enum CompileError {
     },
 }
 
-/// Compiles the whole table. `weights` overrides file weights per route.
+/// Compiles the whole table: the file under the live state.
 pub(super) fn compile(
     config: &Config,
-    weights: &BTreeMap<String, BTreeMap<String, f64>>,
-    revision: Arc<str>,
+    state: &LiveState,
     shared: &Shared,
 ) -> Result<Snapshot, CompileError> {
     let routes = config
         .routes
         .iter()
-        .map(|r| compile_route(r, weights.get(&r.name), shared))
+        .map(|r| {
+            let phase = state
+                .routes
+                .get(&r.name)
+                .map(|s| s.phase)
+                .unwrap_or_default();
+            compile_route(r, state.weights.get(&r.name), phase, shared)
+        })
         .collect::<Result<Box<[_]>, _>>()?;
     let index = RouteIndex::new(&config.routes);
     Ok(Snapshot {
-        revision,
+        revision: state.revision.as_str().into(),
         routes,
         index,
+        maintenance: state.maintenance.as_deref().map(maintenance),
     })
+}
+
+fn maintenance(message: &str) -> Maintenance {
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Maintenance</title></head>\
+         <body><h1>Maintenance</h1><p>{escaped}</p></body></html>\n"
+    );
+    Maintenance {
+        message: message.to_owned(),
+        html: Bytes::from(html),
+        json: Bytes::from(serde_json::json!({ "error": message }).to_string()),
+    }
 }
 
 fn compile_route(
     route: &Route,
     overrides: Option<&BTreeMap<String, f64>>,
+    phase: Phase,
     shared: &Shared,
 ) -> Result<RouteSnap, CompileError> {
     let next = chain_next(route);
@@ -96,6 +122,7 @@ fn compile_route(
         fallback: route.fallback.as_ref().map(compile_fallback),
         breaker: route.breaker.clone(),
         stats: shared.telemetry.route(&route.name),
+        phase,
         versions,
     })
 }

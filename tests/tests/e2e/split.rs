@@ -51,8 +51,8 @@ async fn fractional_weights_and_live_changes() {
     }
     // 0.1% of 200: almost surely below 5.
     assert!(v2.requests() < 5, "v2 got {}", v2.requests());
-    let weights = [("v1".to_owned(), 0.0), ("v2".to_owned(), 100.0)].into();
-    env.live.set_weights("svc", &weights).unwrap();
+    env.set_weights("svc", &[("v1", 0.0), ("v2", 100.0)])
+        .unwrap();
     let before = v2.requests();
     for _ in 0..50 {
         let r = client.get(&env.url("/"), &[]).await;
@@ -60,8 +60,7 @@ async fn fractional_weights_and_live_changes() {
     }
     assert_eq!(v2.requests() - before, 50);
     // All-zero weights are refused and the table keeps serving.
-    let zero = [("v1".to_owned(), 0.0), ("v2".to_owned(), 0.0)].into();
-    assert!(env.live.set_weights("svc", &zero).is_err());
+    assert!(env.set_weights("svc", &[("v1", 0.0), ("v2", 0.0)]).is_err());
     assert_eq!(client.get(&env.url("/"), &[]).await.status, 200);
     env.stop().await;
 }

@@ -51,8 +51,8 @@ async fn header_keys_never_flip_and_stay_on_a_growing_canary() {
         "{on_canary} of 1000 keys on a 10% canary"
     );
 
-    let grown = [("v1".to_owned(), 75.0), ("v2".to_owned(), 25.0)].into();
-    env.live.set_weights("svc", &grown).unwrap();
+    env.set_weights("svc", &[("v1", 75.0), ("v2", 25.0)])
+        .unwrap();
     let after = versions_by_key(&env, &client, 1000, false).await;
     for (k, v) in &first {
         if v == "v2" {

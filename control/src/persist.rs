@@ -1,0 +1,158 @@
+//! Live state on disk: `state.dir/state.json`, replaced atomically (write a
+//! temp file, fsync, rename over, fsync the directory), so a `kill -9` at
+//! any moment leaves either the old state or the new one.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything decided at run time that the routing file does not say.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveState {
+    /// The routing-file revision in force, e.g. `r3`.
+    pub revision: String,
+    /// Weight overrides per route, per version (REST calls, the engine).
+    #[serde(default)]
+    pub weights: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Rollout/rollback progress per route.
+    #[serde(default)]
+    pub routes: BTreeMap<String, RouteState>,
+    /// `Some(message)` while maintenance mode is on.
+    #[serde(default)]
+    pub maintenance: Option<String>,
+}
+
+/// Where a route's rollout or rollback stands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteState {
+    pub phase: Phase,
+    /// Index into the rollout steps or the gradual-rollback steps.
+    #[serde(default)]
+    pub step: Option<usize>,
+    /// When the phase or step began (RFC 3339).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// The canary this state is about, by name and URL: a reload that keeps
+    /// both keeps the state (a rolled-back canary stays rolled back).
+    #[serde(default)]
+    pub canary: Option<(String, String)>,
+}
+
+/// SPEC.md's route `state`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    #[default]
+    Stable,
+    Progressing,
+    Paused,
+    RollingBack,
+    RolledBack,
+    Promoted,
+}
+
+/// The state file of one state directory.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    dir: PathBuf,
+}
+
+// === impl Phase ===
+
+impl Phase {
+    /// The status API's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stable => "stable",
+            Self::Progressing => "progressing",
+            Self::Paused => "paused",
+            Self::RollingBack => "rolling_back",
+            Self::RolledBack => "rolled_back",
+            Self::Promoted => "promoted",
+        }
+    }
+}
+
+// === impl StateFile ===
+
+impl StateFile {
+    /// The state file in `dir` (created on first save).
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    /// The saved state, if any.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read or parsed: serin must not
+    /// start on a state it cannot trust.
+    pub fn load(&self) -> io::Result<Option<LiveState>> {
+        match std::fs::read(self.path()) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", self.path().display()),
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the saved state atomically and durably.
+    ///
+    /// # Errors
+    /// When any step fails; the old state is then still in place.
+    pub fn save(&self, state: &LiveState) -> io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = self.dir.join("state.json.tmp");
+        let mut f = File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(state)?)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, self.path())?;
+        // The rename is durable only once the directory entry is.
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = StateFile::new(&dir.path().join("state"));
+        assert_eq!(f.load().unwrap(), None);
+        let mut s = LiveState {
+            revision: "r2".into(),
+            ..LiveState::default()
+        };
+        s.weights
+            .entry("svc".into())
+            .or_default()
+            .insert("v2".into(), 0.0);
+        s.routes.insert(
+            "svc".into(),
+            RouteState {
+                phase: Phase::RolledBack,
+                canary: Some(("v2".into(), "http://127.0.0.1:9/".into())),
+                ..RouteState::default()
+            },
+        );
+        f.save(&s).unwrap();
+        assert_eq!(f.load().unwrap(), Some(s));
+        std::fs::write(dir.path().join("state/state.json"), "{torn").unwrap();
+        assert!(f.load().is_err());
+    }
+}
