@@ -25,6 +25,7 @@
 pub mod api;
 pub mod audit;
 pub mod breaker;
+pub mod engine;
 pub mod event;
 pub mod live;
 pub mod metrics;
