@@ -2,8 +2,8 @@
 //! validation into typed [`Config`], and rule expressions.
 //!
 //! This crate turns text into a valid [`Config`] or a list of located
-//! errors, and nothing else: it opens no socket, spawns no task and knows no
-//! live weight. What the proxy does with a `Config` — and what the engine
+//! errors, and tells when the file changes: it opens no socket, spawns no
+//! task (the file watcher's thread is notify's) and knows no live weight. What the proxy does with a `Config` — and what the engine
 //! changes at run time — belongs to `serin-control` and `serin-proxy`.
 //!
 //! # Layout
@@ -16,8 +16,10 @@
 //! - `validate` — raw → model: defaults, cross-references, collected errors.
 //! - `error` — [`ConfigError`] (`file:line:col: message`) and byte span →
 //!   line:column.
+//! - `watch` — [`watch`]: "the routing file may have changed" signals
+//!   (in-place writes, rename-over, ConfigMap symlink swaps).
 //!
-//! [`load`] is the only function that touches the file system.
+//! [`load`] and [`watch`] are the only functions that touch the file system.
 
 mod error;
 mod model;
@@ -25,6 +27,7 @@ mod raw;
 mod rule;
 mod units;
 mod validate;
+mod watch;
 
 use std::path::Path;
 
@@ -32,6 +35,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use rule::*;
 pub use units::{format_duration, parse_duration, parse_percent, parse_size};
+pub use watch::{watch, FileWatcher, WatchError};
 
 /// Parses and validates a routing file's text.
 ///

@@ -45,6 +45,9 @@ pub struct Admin {
     pub addr: SocketAddr,
     /// Environment variable holding the bearer token. Default `SERIN_ADMIN_TOKEN`.
     pub token_env: String,
+    /// Require the token on reads too (every endpoint but `/healthz`).
+    /// Default false: reads are open, mutations always need the token.
+    pub protect_reads: bool,
 }
 
 /// `[state]`: persisted live state, revisions and the audit log.
@@ -52,6 +55,9 @@ pub struct Admin {
 pub struct State {
     /// Default `var/serin`, relative to the working directory.
     pub dir: PathBuf,
+    /// Routing-file revisions kept in `dir/revisions/`, oldest dropped
+    /// first. At least 1; default 50.
+    pub keep_revisions: usize,
 }
 
 /// `[[notify]]`: a webhook that receives events as JSON.

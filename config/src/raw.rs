@@ -41,12 +41,14 @@ pub(crate) struct RawListen {
 pub(crate) struct RawAdmin {
     pub(crate) addr: Option<Str>,
     pub(crate) token_env: Option<Str>,
+    pub(crate) protect_reads: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawState {
     pub(crate) dir: Option<Str>,
+    pub(crate) keep_revisions: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -138,14 +138,24 @@ fn admin(cx: &mut Ctx<'_>, raw: Option<&RawAdmin>, listen: &Listen) -> Admin {
             v.get_ref().clone()
         }
     };
-    Admin { addr, token_env }
+    let protect_reads = raw.and_then(|a| a.protect_reads).unwrap_or(false);
+    Admin {
+        addr,
+        token_env,
+        protect_reads,
+    }
 }
 
 fn state(cx: &mut Ctx<'_>, raw: Option<&RawState>) -> State {
     let dir = raw
         .and_then(|s| s.dir.as_ref())
         .map_or_else(|| PathBuf::from("var/serin"), |v| cx.path(v, "dir"));
-    State { dir }
+    let keep = raw.and_then(|s| s.keep_revisions.as_ref());
+    let keep_revisions = cx.int(keep, "keep_revisions", 1, 50);
+    State {
+        dir,
+        keep_revisions,
+    }
 }
 
 fn notify(cx: &mut Ctx<'_>, raw: &RawNotify) -> Notify {

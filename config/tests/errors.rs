@@ -299,6 +299,11 @@ fn listen_and_admin() {
         "not an environment variable name",
     );
     assert_one("[state]\ndir = \"\"\n", "2:7", "dir must not be empty");
+    assert_one(
+        "[state]\nkeep_revisions = 0\n",
+        "2:18",
+        "keep_revisions must be at least 1, got 0",
+    );
 }
 
 #[test]

@@ -1,25 +1,41 @@
 //! The admin REST API (SPEC.md "Admin REST API"), as one axum `Router`.
 //!
 //! Handlers read the live table through `Live::snapshot` and change it only
-//! through `Live`'s methods; failures are `ApiError`, rendered as
-//! `{"error": "..."}` with a 4xx/5xx status.
+//! through `Live`'s methods, the engine's actions or the [`Reloader`];
+//! failures are `ApiError`, rendered as `{"error": "..."}` with a 4xx/5xx
+//! status — axum's own rejections (405, bad path or query) too, through
+//! [`json_errors`]. Every endpoint is listed once, in [`endpoints`]: the
+//! router is built from that list, and a test checks the OpenAPI document
+//! (`api/openapi.rs`) against it, so the two cannot drift.
 
+mod auth;
+mod body;
+mod changes;
+mod drills;
 mod error;
 mod events;
+mod maintenance;
+mod openapi;
+mod revisions;
 mod stats;
 mod status;
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::handler::Handler;
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
+use crate::reload::Reloader;
 use crate::Live;
 
-pub use error::ApiError;
+pub use auth::{Auth, OpenAdmin};
+pub use body::BODY_LIMIT;
+pub use error::{ApiError, ErrorBody};
+pub use openapi::ApiDoc;
 pub use status::weight_json;
 
 /// What every handler shares.
@@ -28,37 +44,183 @@ pub struct ApiState {
     pub live: Arc<Live>,
     /// The process-wide Prometheus recorder (`crate::metrics::install`).
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    /// `None`: serin runs without a routing file (the demo); reload and
+    /// restore answer 409.
+    pub reloader: Option<Arc<Reloader>>,
+    pub auth: Arc<Auth>,
+}
+
+/// One endpoint: method, path (axum and OpenAPI spell `{param}` alike) and
+/// handler.
+pub struct Endpoint {
+    pub method: Method,
+    pub path: &'static str,
+    handler: MethodRouter<ApiState>,
 }
 
 // === impl ApiState ===
 
 impl ApiState {
-    /// State for `live`, with the process-wide recorder installed.
+    /// State for `live`, with the process-wide recorder installed, no
+    /// routing file and no token.
     pub fn new(live: Arc<Live>) -> Self {
         Self {
             live,
             prometheus: crate::metrics::install(),
+            reloader: None,
+            auth: Arc::new(Auth::open()),
         }
+    }
+
+    /// Reload and restore act on this routing file.
+    pub fn with_reloader(mut self, reloader: Option<Arc<Reloader>>) -> Self {
+        self.reloader = reloader;
+        self
+    }
+
+    /// Who may call what.
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = Arc::new(auth);
+        self
     }
 }
 
-/// The admin router: `/healthz` and `/api/v1/...`.
+/// Every endpoint of the API, once.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        ep(Method::GET, "/healthz", healthz),
+        ep(Method::GET, "/metrics", prometheus),
+        ep(Method::GET, "/api/v1/status", status::status),
+        ep(Method::GET, "/api/v1/routes/{route}", status::route),
+        ep(Method::GET, "/api/v1/routes/{route}/stats", stats::stats),
+        ep(
+            Method::PUT,
+            "/api/v1/routes/{route}/weights",
+            changes::weights,
+        ),
+        ep(
+            Method::POST,
+            "/api/v1/routes/{route}/rollback",
+            changes::rollback,
+        ),
+        ep(
+            Method::POST,
+            "/api/v1/routes/{route}/promote",
+            changes::promote,
+        ),
+        ep(Method::POST, "/api/v1/routes/{route}/pause", changes::pause),
+        ep(
+            Method::POST,
+            "/api/v1/routes/{route}/resume",
+            changes::resume,
+        ),
+        ep(Method::GET, "/api/v1/events", events::events),
+        ep(Method::GET, "/api/v1/revisions", revisions::list),
+        ep(
+            Method::POST,
+            "/api/v1/revisions/{id}/restore",
+            revisions::restore,
+        ),
+        ep(Method::POST, "/api/v1/reload", revisions::reload),
+        ep(Method::PUT, "/api/v1/maintenance", maintenance::maintenance),
+        ep(Method::POST, "/api/v1/drills", drills::start),
+        ep(Method::GET, "/api/v1/drills/{id}", drills::report),
+        ep(Method::GET, "/api/v1/openapi.json", openapi::document),
+    ]
+}
+
+fn ep<H, T>(method: Method, path: &'static str, handler: H) -> Endpoint
+where
+    H: Handler<T, ApiState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+    Endpoint {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+/// The admin router: every [`endpoints`] entry, behind the token check,
+/// with a body limit and JSON errors.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(prometheus))
-        .route("/api/v1/status", get(status::status))
-        .route("/api/v1/routes/{route}", get(status::route))
-        .route("/api/v1/routes/{route}/stats", get(stats::stats))
-        .route("/api/v1/events", get(events::events))
+    let mut router = Router::new();
+    for e in endpoints() {
+        // Same path twice (GET and PUT) merges into one method router.
+        router = router.route(e.path, e.handler);
+    }
+    router
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+#[utoipa::path(get, path = "/healthz", tag = "status",
+    responses((status = 200, description = "the process serves", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "status",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 async fn prometheus(State(st): State<ApiState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.prometheus.render(),
     )
 }
+
+/// Every failure is `{"error": ...}`: axum's own rejections (405, a path
+/// or query it cannot parse) come as plain text or empty, and are wrapped
+/// here, in one place.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let error = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let body = serde_json::to_vec(&ErrorBody { error }).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// Runs a change (file I/O, fsyncs) off the async workers.
+async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(e) => {
+            tracing::error!(error = %e, "admin change task failed");
+            Err(ApiError::Internal("the change did not finish".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

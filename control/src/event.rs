@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use crate::audit::AuditLog;
 
 /// Who made a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Actor {
     Engine,
@@ -28,7 +28,7 @@ pub enum Actor {
 }
 
 /// One recorded change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub seq: u64,
     /// RFC 3339 with milliseconds, UTC.

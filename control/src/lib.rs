@@ -16,21 +16,31 @@
 //! - [`breaker`]: per-version circuit breakers (atomics the request path
 //!   reads) and `breaker/monitor.rs`, the task that opens them.
 //! - [`event`]: the event journal (every state change, actor and reason).
+//! - [`health`]: active health checks (an atomic per version the pick
+//!   reads) and `health/prober.rs`, the task that probes every version.
 //! - [`registry`]: long-lived per-(route, version) objects across reloads.
 //! - [`telemetry`]: per-version and per-route counts and latency histograms
 //!   in 1 s slots (sharded recording, packed slots, windows read on demand).
 //! - [`metrics`]: every `serin_*` Prometheus name and the `/metrics` recorder.
+//! - [`reload`]: hot reload of the routing file (`reload/merge.rs` the rule
+//!   that carries live state over, `reload/watch.rs` the debounced watcher
+//!   task); [`revisions`]: every applied file, kept and restorable.
 //! - [`api`]: the admin REST API (axum router).
 
 pub mod api;
 pub mod audit;
 pub mod breaker;
+pub mod drill;
 pub mod engine;
 pub mod event;
+pub mod health;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod persist;
 pub mod registry;
+pub mod reload;
+pub mod revisions;
 pub mod telemetry;
 
 pub use live::{FallbackSnap, Live, LiveError, RouteSnap, Shared, Snapshot, VersionSnap};

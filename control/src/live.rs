@@ -120,9 +120,14 @@ pub struct VersionSnap {
     pub stats: Arc<VersionStats>,
     /// The same `Arc` across table swaps.
     pub breaker: Arc<Breaker>,
+    /// Active health (one atomic the pick reads); the same `Arc` across
+    /// table swaps; `unknown` while the route has no health check.
+    pub health: Arc<crate::health::Health>,
     /// `serin_fallbacks_total{route, from: this, to: next}`, resolved once;
     /// `None` when the version has no next in the chain.
     pub fallback_counter: Option<metrics::Counter>,
+    /// Drill fault switch; the same `Arc` across table swaps.
+    pub drill: Arc<crate::drill::Fault>,
 }
 
 /// Long-lived per-(route, version) state the compiler wires into every
@@ -131,7 +136,14 @@ pub struct VersionSnap {
 pub struct Shared {
     pub telemetry: Arc<Telemetry>,
     pub breakers: Registry<Breaker>,
+    pub health: Registry<crate::health::Health>,
     pub events: Arc<Events>,
+    /// The engine's latest verdict per route.
+    pub verdicts: crate::engine::Verdicts,
+    /// Drill fault switches per (route, version).
+    pub faults: Registry<crate::drill::Fault>,
+    /// Drills run and done.
+    pub drills: crate::drill::Drills,
 }
 
 // === impl Shared ===

@@ -17,6 +17,7 @@ use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::breaker::BreakerState;
+use crate::health::HealthState;
 use crate::telemetry::Outcome;
 
 /// Upstream attempts per version: `{route, version, outcome}`.
@@ -31,6 +32,12 @@ pub const ROUTE_DURATION_SECONDS: &str = "serin_route_duration_seconds";
 pub const FALLBACKS_TOTAL: &str = "serin_fallbacks_total";
 /// Breaker state per version, 0 closed, 1 half-open, 2 open: `{route, version}`.
 pub const BREAKER_STATE: &str = "serin_breaker_state";
+/// Active health per version, 1 healthy or not yet probed (the pick uses
+/// it), 0 unhealthy: `{route, version}`.
+pub const VERSION_HEALTHY: &str = "serin_version_healthy";
+/// Health probe latency, to response headers (the timeout when none came):
+/// `{route, version}`.
+pub const HEALTH_PROBE_DURATION_SECONDS: &str = "serin_health_probe_duration_seconds";
 /// Live weight per version: `{route, version}`.
 pub const ROUTE_WEIGHT: &str = "serin_route_weight";
 /// Rollbacks started: `{route, mode}`.
@@ -92,6 +99,12 @@ pub fn install() -> PrometheusHandle {
                         DURATION_BUCKETS,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(HEALTH_PROBE_DURATION_SECONDS.into()),
+                        DURATION_BUCKETS,
+                    )
+                })
                 .expect("bucket lists are not empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -123,6 +136,24 @@ pub fn breaker_state(route: &str, version: &str, state: BreakerState) {
     ::metrics::gauge!(BREAKER_STATE,
         label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
     .set(f64::from(state as u8));
+}
+
+/// Sets `serin_version_healthy{route,version}`: 0 when unhealthy, else 1.
+pub fn version_healthy(route: &str, version: &str, state: HealthState) {
+    let up = if state == HealthState::Unhealthy {
+        0.0
+    } else {
+        1.0
+    };
+    ::metrics::gauge!(VERSION_HEALTHY,
+        label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
+    .set(up);
+}
+
+/// The `serin_health_probe_duration_seconds{route,version}` histogram.
+pub fn health_probe_duration(route: &str, version: &str) -> Histogram {
+    ::metrics::histogram!(HEALTH_PROBE_DURATION_SECONDS,
+        label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
 }
 
 /// Sets `serin_route_weight{route,version}`.
@@ -164,6 +195,15 @@ fn describe() {
     describe_gauge!(
         BREAKER_STATE,
         "Circuit breaker: 0 closed, 1 half-open, 2 open."
+    );
+    describe_gauge!(
+        VERSION_HEALTHY,
+        "Active health check: 1 healthy or not yet probed, 0 unhealthy."
+    );
+    describe_histogram!(
+        HEALTH_PROBE_DURATION_SECONDS,
+        Unit::Seconds,
+        "Health probe latency per version, to response headers."
     );
     describe_gauge!(ROUTE_WEIGHT, "Live weight per version.");
     describe_counter!(ROLLBACKS_TOTAL, "Rollbacks started, by mode.");

@@ -17,10 +17,12 @@
 //! - [`generator`]: [`LoadConfig`] and [`run`], the open-loop generator.
 //! - [`report`]: the [`Report`] a run returns, as a table or JSON.
 //! - [`checksum`]: FNV-1a, the body checksum of `/echo` and `/upload`.
+//! - [`drill`]: `serin-load drill`, a rollback drill through serin's drills API.
 //! - [`duration`]: `30s`-style durations for the command line.
 //! - `main.rs`: the `serin-load` binary, a thin CLI over the above.
 
 pub mod checksum;
+pub mod drill;
 pub mod duration;
 pub mod generator;
 pub mod report;

@@ -27,6 +27,46 @@ struct Cli {
 enum Command {
     /// Run one fake version in the foreground until SIGINT or SIGTERM.
     Upstream(UpstreamArgs),
+    /// Run a rollback drill against a running serin (its drills API) and
+    /// report detection, decision and rollback times.
+    Drill(DrillArgs),
+}
+
+#[derive(Debug, Args)]
+struct DrillArgs {
+    /// inject_errors | inject_latency | partial_outage
+    #[arg(long)]
+    scenario: String,
+    /// serin's admin API.
+    #[arg(long, default_value = "http://127.0.0.1:9901")]
+    admin: String,
+    /// Bearer token for the admin API.
+    #[arg(long, env = "SERIN_ADMIN_TOKEN")]
+    token: Option<String>,
+    /// The route to drill.
+    #[arg(long)]
+    route: String,
+    /// The version that gets the fault (the canary).
+    #[arg(long)]
+    version: String,
+    /// Fraction of attempts that fail (inject_errors, partial_outage).
+    #[arg(long, default_value_t = 0.5)]
+    rate: f64,
+    /// Added latency (inject_latency).
+    #[arg(long, default_value = "2s")]
+    latency: String,
+    /// How long the fault lasts.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Send load through serin at this URL while the drill runs.
+    #[arg(long)]
+    traffic: Option<Uri>,
+    /// Requests per second of that load.
+    #[arg(long, default_value_t = 200.0)]
+    traffic_rate: f64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +136,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Upstream(args)) => upstream(args).await,
+        Some(Command::Drill(args)) => drill(args).await,
         None => load(cli.load).await,
     };
     match result {
@@ -105,6 +146,28 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn drill(args: DrillArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let json = args.json;
+    let cfg = serin_loadtest::drill::DrillConfig {
+        admin: args.admin,
+        token: args.token,
+        route: args.route,
+        version: args.version,
+        scenario: args.scenario,
+        rate: args.rate,
+        latency: args.latency,
+        duration: args.duration,
+        traffic: args.traffic.map(|u| (u, args.traffic_rate)),
+    };
+    let (report, load) = serin_loadtest::drill::run(cfg).await?;
+    if json {
+        println!("{}", serde_json::json!({ "drill": report, "load": load }));
+    } else {
+        print!("{}", serin_loadtest::drill::table(&report, load.as_ref()));
+    }
+    Ok(())
 }
 
 async fn load(args: LoadArgs) -> Result<(), Box<dyn std::error::Error>> {

@@ -8,7 +8,7 @@
 //! | path | answer |
 //! |---|---|
 //! | any | 200, body `NAME\n` |
-//! | `/health` | 200 `ok`, or 503 while [`Faults::set_health_fail`] is on |
+//! | `/health` | 200 `ok`, or 503 while [`Faults::set_health_fail`] is on; no answer while [`Faults::set_health_hang`] is on |
 //! | `/echo` | 200, JSON: version, method, path, headers, `body_len`, `body_fnv`, `body` (≤ 64 KiB) |
 //! | `/upload` | 200, JSON `{"bytes": N, "fnv": "hex"}`, the body read as a stream |
 //! | `/download?bytes=N` | 200, N bytes, byte i = [`pattern_byte`]`(i)`, in 64 KiB chunks |
@@ -170,6 +170,17 @@ impl FakeHandle {
     /// by the refuse fault is no request.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Relaxed)
+    }
+
+    /// `/health` requests received so far (counted in
+    /// [`FakeHandle::requests`] too), so traffic can be told from probes.
+    pub fn health_requests(&self) -> u64 {
+        self.shared.health_requests.load(Relaxed)
+    }
+
+    /// Connections open right now.
+    pub fn open_connections(&self) -> u64 {
+        self.shared.connections.load(Relaxed)
     }
 
     /// Stops accepting, closes every connection (upgraded ones included),

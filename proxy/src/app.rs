@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serin_config::Config;
-use serin_control::api::{self, ApiState};
+use serin_control::api::{self, ApiState, Auth};
 use serin_control::breaker::monitor;
+use serin_control::engine;
+use serin_control::health::prober;
+use serin_control::reload::{self, ReloadError, Reloader};
 use serin_control::{Live, LiveError, Shared};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -30,6 +33,11 @@ pub struct Listeners {
 pub struct App {
     live: Arc<Live>,
     proxy: Arc<Proxy>,
+    /// The routing file's reloader; `None` without a file (the demo).
+    reloader: Option<Arc<Reloader>>,
+    /// The routing file's watch, started by `serve`.
+    watch: Option<reload::watch::Watch>,
+    auth: Auth,
 }
 
 // === impl Listeners ===
@@ -77,7 +85,53 @@ impl App {
         let shared = Shared::open(&config.state.dir)?;
         let live = Arc::new(Live::open(config, shared)?);
         let proxy = Arc::new(Proxy::new(live.clone()));
-        Ok(Self { live, proxy })
+        Ok(Self {
+            live,
+            proxy,
+            reloader: None,
+            watch: None,
+            auth: Auth::open(),
+        })
+    }
+
+    /// The binary's assembly: `config` loaded from `path` and served with
+    /// `auth` (see [`Auth::resolve`]); the file registered and watched.
+    ///
+    /// # Errors
+    /// A message for the operator: the table or the file.
+    pub fn from_file(config: Config, path: &std::path::Path, auth: Auth) -> Result<Self, String> {
+        let app = Self::new(config).map_err(|e| e.to_string())?;
+        let app = app.with_config_path(path).map_err(|e| e.to_string())?;
+        Ok(app.with_auth(auth))
+    }
+
+    /// The routing file `config` came from: it is registered as a revision,
+    /// watched and reloaded on change, and reload/restore act on it.
+    ///
+    /// # Errors
+    /// When the file or the revisions in `state.dir` cannot be read or written.
+    pub fn with_config_path(mut self, path: &std::path::Path) -> Result<Self, ReloadError> {
+        // Watch first, read second: a change in between is not missed.
+        self.watch = match reload::watch::watch(path) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!(error = %e, "routing file not watched: reload with SIGHUP or POST /api/v1/reload");
+                None
+            }
+        };
+        self.reloader = Some(Arc::new(Reloader::open(self.live.clone(), path)?));
+        Ok(self)
+    }
+
+    /// Who may call the admin API (default: anyone, for loopback-only use).
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The routing file's reloader, if serin runs from a file.
+    pub fn reloader(&self) -> Option<&Arc<Reloader>> {
+        self.reloader.as_ref()
     }
 
     /// The live table, for the control side (tests, the demo).
@@ -91,10 +145,23 @@ impl App {
         let background = [
             self.live.shared().telemetry.spawn(),
             monitor::spawn(self.live.clone()),
+            prober::spawn(self.live.clone()),
+            engine::spawn(self.live.clone(), engine::TICK),
         ];
+        let notifiers = serin_control::notify::spawn(
+            &self.live.config().notify,
+            self.live.shared().events.subscribe(),
+        );
+        let watcher = self
+            .watch
+            .zip(self.reloader.clone())
+            .map(|(w, r)| w.spawn(r));
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(l) = listeners.admin {
-            let router = api::router(ApiState::new(self.live.clone()));
+            let state = ApiState::new(self.live.clone())
+                .with_reloader(self.reloader.clone())
+                .with_auth(self.auth.clone());
+            let router = api::router(state);
             let mut stop = shutdown.clone();
             tasks.spawn(async move {
                 let stopped = async move {
@@ -114,7 +181,7 @@ impl App {
             ));
         }
         while tasks.join_next().await.is_some() {}
-        for task in background {
+        for task in background.into_iter().chain(notifiers).chain(watcher) {
             task.abort();
         }
     }

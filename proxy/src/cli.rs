@@ -1,4 +1,5 @@
-//! The `serin` command line: `run`, `check`, `demo`.
+//! The `serin` command line: `run`, `check`, `demo`, `audit verify`, and
+//! the REST client's subcommands (`client.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +15,9 @@ use crate::{App, Listeners};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The admin API the client subcommands talk to.
+    #[command(flatten)]
+    pub remote: crate::client::Remote,
 }
 
 /// One `serin` subcommand.
@@ -33,8 +37,30 @@ pub enum Command {
         /// The routing file.
         file: PathBuf,
     },
-    /// The embedded demo: fake versions, a serin, load; exits by itself.
-    Demo,
+    /// The embedded demo: fake versions, a canary, a fault, an automatic
+    /// rollback, live on the terminal; exits by itself.
+    Demo {
+        /// Keep serving after the story, for the CLI and the API (Ctrl-C stops).
+        #[arg(long)]
+        keep: bool,
+    },
+    /// The audit log: `serin audit verify var/serin/audit.log`.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
+}
+
+/// `serin audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Check the hash chain: OK with the count, or the first bad line; exit 1.
+    Verify {
+        /// The audit log.
+        file: PathBuf,
+    },
 }
 
 // === impl Cli ===
@@ -62,7 +88,24 @@ impl Cli {
         match self.command {
             Command::Run { config, .. } => run(config).await,
             Command::Check { file } => check(&file),
-            Command::Demo => crate::demo::run().await,
+            Command::Demo { keep } => crate::demo::run(keep).await,
+            Command::Audit {
+                action: AuditAction::Verify { file },
+            } => audit_verify(&file),
+            Command::Client(c) => c.exec(&self.remote).await,
+        }
+    }
+}
+
+fn audit_verify(file: &std::path::Path) -> ExitCode {
+    match serin_control::audit::verify(file) {
+        Ok(n) => {
+            println!("{}: OK, {n} entries, hash chain intact", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::FAILURE
         }
     }
 }
@@ -94,6 +137,16 @@ async fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Read once: a token changed later needs a restart. Checked before any
+    // bind: an open admin API beyond loopback must not even listen.
+    let token = std::env::var(&config.admin.token_env).ok();
+    let auth = match serin_control::api::Auth::resolve(&config.admin, token) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("serin: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let listeners = match Listeners::bind(&config).await {
         Ok(l) => l,
         Err(e) => {
@@ -101,13 +154,16 @@ async fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = match App::new(config) {
+    let app = match App::from_file(config, &path, auth) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("serin: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(reloader) = app.reloader().cloned() {
+        tokio::spawn(hangup_reloads(reloader));
+    }
     if let (Some(http), Some(admin)) = (&listeners.http, &listeners.admin) {
         tracing::info!(
             http = %http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -126,6 +182,25 @@ async fn run(path: PathBuf) -> ExitCode {
     });
     app.serve(listeners, rx).await;
     ExitCode::SUCCESS
+}
+
+/// SIGHUP re-reads the routing file (actor `signal`).
+async fn hangup_reloads(reloader: std::sync::Arc<serin_control::reload::Reloader>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("no SIGHUP handler: reload with POST /api/v1/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let r = reloader.clone();
+        let actor = serin_control::event::Actor::Signal;
+        match tokio::task::spawn_blocking(move || r.reload(actor)).await {
+            Ok(Ok(outcome)) => tracing::info!(?outcome, "SIGHUP reload"),
+            // Rejections are logged and recorded by the reloader.
+            Ok(Err(_)) => {}
+            Err(e) => tracing::error!(error = %e, "SIGHUP reload failed"),
+        }
+    }
 }
 
 /// SIGTERM or SIGINT.

@@ -1,12 +1,20 @@
-//! `serin demo`: the embedded default. Three fake versions in-process, a
-//! serin on an embedded routing table, a short open-loop load, and what the
-//! clients saw. Needs no file and no other process; stops by itself.
+//! `serin demo`: the embedded default, serin's whole story in one command.
+//! Three fake versions in-process, a serin on an embedded routing table
+//! (canary v2 on a progressive rollout, chain v2 → v1.5 → v1, a breaker,
+//! rollback rules with short windows) and an open-loop load; then v2
+//! starts failing, the engine pulls it, and the clients never notice
+//! thanks to the fallback chain. Needs no file and no other process; stops
+//! by itself in about 40 s (`--keep` leaves it running).
+
+mod screen;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serin_loadtest::{FakeHandle, FakeVersion, LoadConfig};
+use serin_loadtest::{FakeHandle, FakeVersion, LoadConfig, Progress};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::{App, Listeners};
 
@@ -25,28 +33,54 @@ path_prefix = "/"
   [[routes.versions]]
   name = "v1"
   url = "{v1}"
-  weight = 90
-  timeout = "10s"
+  weight = 95
+  timeout = "2s"
 
   [[routes.versions]]
   name = "v1.5"
   url = "{v15}"
   weight = 0
-  timeout = "5s"
+  timeout = "1s"
 
   [[routes.versions]]
   name = "v2"
   url = "{v2}"
-  weight = 10
-  timeout = "3s"
+  weight = 5
+  timeout = "500ms"
+
+  [routes.fallback]
+  chain = ["v2", "v1.5", "v1"]
+  on = ["connect", "timeout", "5xx"]
+
+  [routes.breaker]
+  error_rate = "50%"
+  min_requests = 30
+  window = "5s"
+  open_for = "10s"
+
+  [routes.rollback]
+  stable = "v1"
+  window = "5s"
+  confirm = "2s"
+  min_requests = 20
+  critical = ["error_rate > 10%", "breaker_open"]
+  warning = ["p99 > baseline * 3"]
+  on_warning = "pause"
+
+  [routes.rollout]
+  steps = ["5%", "20%", "50%"]
+  every = "4s"
 "#;
 
-const RATE: f64 = 400.0;
-const DURATION: Duration = Duration::from_secs(3);
+const RATE: f64 = 300.0;
+/// When v2 starts failing, after the rollout has climbed.
+const FAULT_AT: Duration = Duration::from_secs(14);
+/// When the story ends.
+const END_AT: Duration = Duration::from_secs(32);
 
 /// Runs the demo; exit 0 when the story played out.
-pub(crate) async fn run() -> ExitCode {
-    match play().await {
+pub(crate) async fn run(keep: bool) -> ExitCode {
+    match play(keep).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("serin demo: {e}");
@@ -55,11 +89,15 @@ pub(crate) async fn run() -> ExitCode {
     }
 }
 
-async fn play() -> Result<(), Box<dyn std::error::Error>> {
+async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
     let fakes: Vec<FakeHandle> = ["v1", "v1.5", "v2"]
         .into_iter()
         .map(FakeVersion::start)
         .collect::<Result<_, _>>()?;
+    for f in &fakes {
+        f.faults().set_latency(Duration::from_millis(2));
+        f.faults().set_latency_jitter(Duration::from_millis(6));
+    }
     let table = DEMO_TABLE
         .replace("{v1}", &fakes[0].url())
         .replace("{v15}", &fakes[1].url())
@@ -67,58 +105,76 @@ async fn play() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = serin_config::parse(&table, "<demo>")?;
     // The demo's live state and audit log are its own, gone when it ends.
     let state_dir = std::env::temp_dir().join(format!("serin-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state_dir);
     config.state.dir.clone_from(&state_dir);
     let listeners = Listeners::ephemeral().await?;
     let http = listeners
         .http
         .as_ref()
         .map(|l| l.local_addr())
-        .transpose()?;
+        .transpose()?
+        .ok_or("no http listener")?;
     let admin = listeners
         .admin
         .as_ref()
         .map(|l| l.local_addr())
-        .transpose()?;
-    let (Some(http), Some(admin)) = (http, admin) else {
-        return Err("listeners missing".into());
-    };
+        .transpose()?
+        .ok_or("no admin listener")?;
     let app = App::new(config)?;
+    let live = app.live().clone();
     let (stop, rx) = watch::channel(false);
     let server = tokio::spawn(app.serve(listeners, rx));
 
-    println!("serin demo");
+    println!("serin demo — progressive delivery with automatic rollback\n");
     println!(
-        "  versions: v1 {}  v1.5 {}  v2 {}",
+        "  versions  v1 {}   v1.5 {}   v2 {}",
         fakes[0].url(),
         fakes[1].url(),
         fakes[2].url()
     );
-    println!("  serin:    http://{http}   admin: http://{admin}/api/v1/status");
-    println!("  table:    prompt-service  v1=90  v1.5=0  v2=10 (canary)");
+    println!("  serin     http://{http}    admin http://{admin}");
     println!(
-        "  load:     {RATE}/s open loop for {}s, 16 connections\n",
-        DURATION.as_secs()
+        "  route     prompt-service: stable v1, canary v2 rolling out 5% → 20% → 50% every 4s"
     );
+    println!("            fallback v2 → v1.5 → v1; rollback when error_rate > 10% holds 2s");
+    println!("  load      {RATE:.0} requests/s, open loop\n");
 
-    let report = serin_loadtest::run(LoadConfig {
+    let progress = Arc::new(Progress::default());
+    let load = tokio::spawn(serin_loadtest::run(LoadConfig {
         rate: RATE,
-        duration: DURATION,
-        connections: 16,
+        duration: END_AT,
+        connections: 32,
+        progress: Some(progress.clone()),
         ..LoadConfig::new(format!("http://{http}/").parse()?)
-    })
-    .await?;
+    }));
 
-    println!("which version answered:");
-    for (version, n) in &report.versions {
-        println!(
-            "  {version:<5} {n:>6}  {:>5.1}%",
-            100.0 * *n as f64 / report.requests.max(1) as f64
-        );
+    let started = Instant::now();
+    let mut screen = screen::Screen::new(live.clone(), progress.clone(), started);
+    let mut faulted = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    while started.elapsed() < END_AT {
+        tick.tick().await;
+        if !faulted && started.elapsed() >= FAULT_AT {
+            faulted = true;
+            fakes[2].faults().set_error_rate(0.6);
+            screen.note("v2 starts failing: 60% of its answers are HTTP 500 (injected)");
+        }
+        screen.draw();
     }
-    println!(
-        "\nrequests {}  errors {}  p50 {:.2} ms  p99 {:.2} ms",
-        report.requests, report.errors, report.p50_ms, report.p99_ms
-    );
+    let report = load.await??;
+    screen.finish(&report);
+
+    println!("\nTry it yourself while it runs (serin demo --keep):");
+    println!("  curl -s http://{admin}/api/v1/status");
+    println!("  curl -s 'http://{admin}/api/v1/routes/prompt-service/stats?window=60s'");
+    println!("  curl -s http://{admin}/api/v1/events");
+    println!("  curl -s http://{admin}/metrics | grep serin_");
+    println!("  serin status --admin http://{admin}");
+
+    if keep {
+        println!("\n--keep: serving on http://{http} (admin http://{admin}); Ctrl-C to stop.");
+        let _ = tokio::signal::ctrl_c().await;
+    }
     let _ = stop.send(true);
     let _ = server.await;
     for f in fakes {
@@ -126,7 +182,19 @@ async fn play() -> Result<(), Box<dyn std::error::Error>> {
     }
     let _ = std::fs::remove_dir_all(&state_dir);
     if report.errors > 0 || report.requests == 0 {
-        return Err(format!("{} of {} requests failed", report.errors, report.requests).into());
+        return Err(format!(
+            "{} of {} client requests failed",
+            report.errors, report.requests
+        )
+        .into());
+    }
+    let rolled_back = live.snapshot().routes.iter().all(|r| {
+        r.versions
+            .iter()
+            .all(|v| &*v.name != "v2" || v.weight == 0.0)
+    });
+    if !rolled_back {
+        return Err("the canary was not rolled back".into());
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Request, Uri, Version};
 use serin_control::breaker::Admit;
+use serin_control::drill::Injection;
 use serin_control::telemetry::Outcome;
 use serin_control::{FallbackSnap, RouteSnap, VersionSnap};
 
@@ -67,7 +68,13 @@ pub(crate) async fn walk(
         // Only a kept body can go to a second version; a streamed one can
         // still skip versions it was never sent to.
         let can_go_on = route.next[i].is_some() && fb.is_some();
-        let admit = v.breaker.admit();
+        // A version known to be down is skipped on the way down the chain
+        // (the pick already avoided it, unless every version is down).
+        let admit = if i != first && v.health.is_unhealthy() {
+            Admit::No
+        } else {
+            v.breaker.admit()
+        };
         let timeout = match remaining(deadline, v.timeout) {
             Some(t) if admit != Admit::No => t,
             _ => {
@@ -82,7 +89,11 @@ pub(crate) async fn walk(
         let Some(body) = out.body() else { break };
         let req = out.request(v, body);
         let sent = Instant::now();
-        let attempted = classify(tokio::time::timeout(timeout, client.request(req)).await);
+        let attempted = if v.drill.active() {
+            drilled(client, v, req, timeout).await
+        } else {
+            classify(tokio::time::timeout(timeout, client.request(req)).await)
+        };
         let outcome = attempted.outcome();
         v.stats.record(outcome, sent.elapsed());
         if admit == Admit::Probe {
@@ -123,6 +134,27 @@ pub(crate) async fn walk(
     Walk::Exhausted {
         last,
         chain: fb.is_some() && !path.is_empty(),
+    }
+}
+
+/// An attempt under a drill: the fault decides before the version is asked.
+async fn drilled(
+    client: &UpstreamClient,
+    v: &VersionSnap,
+    req: Request<UpstreamBody>,
+    timeout: Duration,
+) -> Attempted {
+    match v.drill.inject() {
+        Injection::Error => Attempted::Failed(Outcome::Status5xx, None),
+        Injection::Outage => Attempted::Failed(Outcome::Connect, None),
+        Injection::Delay(d) => {
+            let sent = async {
+                tokio::time::sleep(d).await;
+                client.request(req).await
+            };
+            classify(tokio::time::timeout(timeout, sent).await)
+        }
+        Injection::None => classify(tokio::time::timeout(timeout, client.request(req)).await),
     }
 }
 

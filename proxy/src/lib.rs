@@ -15,12 +15,14 @@
 //! - `server`: accept loops, connection serving, graceful drain.
 //! - `proxy`: the request path: `route` → `pick` → `upstream` → response.
 //! - `route`, `pick`, `headers`, `upstream`, `error` (`rescue`): its steps.
-//! - `cli`, `demo`: the `serin` command line and the embedded demo.
+//! - `cli`, `demo`: the `serin` command line and the embedded demo;
+//!   `client`: the REST client subcommands (`serin status`, `weights`, …).
 
 mod app;
 mod body;
 mod classify;
 pub mod cli;
+pub mod client;
 mod demo;
 mod error;
 mod fallback;

@@ -6,6 +6,12 @@ use serin_config::Sticky;
 use serin_control::RouteSnap;
 
 /// The index of the version this request goes to.
+///
+/// A version the health check calls unhealthy is skipped: its point is
+/// mapped onto the healthy versions instead (see [`among_healthy`]). When
+/// no version with weight is healthy, the normal pick stands (fail open:
+/// a bad health endpoint must not blackhole the route). The healthy path
+/// costs one atomic load.
 #[inline]
 pub(crate) fn pick(route: &RouteSnap, headers: &HeaderMap) -> usize {
     let point = route
@@ -13,8 +19,53 @@ pub(crate) fn pick(route: &RouteSnap, headers: &HeaderMap) -> usize {
         .as_ref()
         .and_then(|s| sticky_key(s, headers))
         .map_or_else(|| fastrand::u32(..), hash_point);
-    route.pick.pick(point)
+    let first = route.pick.pick(point);
+    if !route.versions[first].health.is_unhealthy() {
+        return first;
+    }
+    repick(route, point).unwrap_or(first)
 }
+
+#[cold]
+fn repick(route: &RouteSnap, point: u32) -> Option<usize> {
+    among_healthy(
+        point,
+        route
+            .versions
+            .iter()
+            .map(|v| (v.weight, !v.health.is_unhealthy())),
+    )
+}
+
+/// The version owning `point` when only healthy versions with weight share
+/// `[0, 2^32)`, in proportion to their weights and in table order, so a
+/// sticky key lands on the same healthy version every time. `versions`
+/// yields (weight, healthy) and is walked twice (total, then the walk)
+/// instead of collecting, so the re-pick allocates nothing. `None` when no
+/// version with weight is healthy.
+fn among_healthy(point: u32, versions: impl Iterator<Item = (f64, bool)> + Clone) -> Option<usize> {
+    let counts = |(w, healthy): &(f64, bool)| *healthy && *w > 0.0;
+    let total: f64 = versions.clone().filter(counts).map(|(w, _)| w).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let target = f64::from(point) / SCALE * total;
+    let mut acc = 0.0;
+    let mut last = None;
+    for (i, v) in versions.enumerate().filter(|(_, v)| counts(v)) {
+        acc += v.0;
+        last = Some(i);
+        if target < acc {
+            return Some(i);
+        }
+    }
+    // Float rounding at the top, or a version turned unhealthy between the
+    // two passes: the last healthy one seen owns the rest.
+    last
+}
+
+/// The pick scale, `2^32`, as a float.
+const SCALE: f64 = 4_294_967_296.0;
 
 /// The sticky key's bytes, if the request carries one.
 fn sticky_key<'h>(sticky: &Sticky, headers: &'h HeaderMap) -> Option<&'h [u8]> {
@@ -67,6 +118,54 @@ mod tests {
         assert_eq!(cookie_value(b"a=1; uid=42; b=2", b"uid"), Some(&b"42"[..]));
         assert_eq!(cookie_value(b"uidx=1", b"uid"), None);
         assert_eq!(cookie_value(b"uid=", b"uid"), None);
+    }
+
+    #[test]
+    fn unhealthy_share_is_spread_by_weight() {
+        // v0 (50) healthy, v1 (30) unhealthy, v2 (0) healthy, v3 (20) healthy.
+        let versions = [(50.0, true), (30.0, false), (0.0, true), (20.0, true)];
+        let mut hits = [0u32; 4];
+        for p in (0..=u32::MAX).step_by(1 << 16) {
+            hits[among_healthy(p, versions.iter().copied()).unwrap()] += 1;
+        }
+        let n = f64::from(hits.iter().sum::<u32>());
+        assert_eq!((hits[1], hits[2]), (0, 0), "{hits:?}");
+        // 50 : 20 of the healthy weight.
+        assert!(
+            (f64::from(hits[0]) / n - 50.0 / 70.0).abs() < 0.01,
+            "{hits:?}"
+        );
+        assert!(
+            (f64::from(hits[3]) / n - 20.0 / 70.0).abs() < 0.01,
+            "{hits:?}"
+        );
+    }
+
+    #[test]
+    fn sticky_points_land_deterministically() {
+        let versions = [(90.0, true), (10.0, false), (0.0, true)];
+        for key in ["user-1", "user-2", "user-3", "user-42"] {
+            let p = hash_point(key.as_bytes());
+            let first = among_healthy(p, versions.iter().copied());
+            assert_eq!(first, Some(0));
+            assert_eq!(first, among_healthy(p, versions.iter().copied()));
+        }
+        // Two healthy versions: the same point always gets the same one.
+        let versions = [(60.0, true), (20.0, false), (20.0, true)];
+        for p in [0, 1 << 30, 3 << 30, u32::MAX] {
+            let a = among_healthy(p, versions.iter().copied());
+            assert_eq!(a, among_healthy(p, versions.iter().copied()));
+        }
+        assert_eq!(among_healthy(0, versions.iter().copied()), Some(0));
+        assert_eq!(among_healthy(u32::MAX, versions.iter().copied()), Some(2));
+    }
+
+    #[test]
+    fn no_healthy_weighted_version_fails_open() {
+        // Only a zero-weight version is healthy: nothing to re-pick.
+        let versions = [(90.0, false), (10.0, false), (0.0, true)];
+        assert_eq!(among_healthy(1 << 31, versions.iter().copied()), None);
+        assert_eq!(among_healthy(0, [].into_iter()), None);
     }
 
     #[test]

@@ -20,6 +20,12 @@ use serin_proxy::{App, Listeners};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// The admin token every [`TestEnv`] requires for changes.
+pub const TOKEN: &str = "test-token";
+
+/// `Authorization` header value carrying [`TOKEN`].
+pub const BEARER: &str = "Bearer test-token";
+
 /// A serin running in-process on ephemeral loopback ports.
 #[derive(Debug)]
 pub struct TestEnv {
@@ -35,22 +41,48 @@ pub struct TestEnv {
 // === impl TestEnv ===
 
 impl TestEnv {
-    /// Writes `toml` as the routing file, validates it and starts serin.
+    /// Writes `toml` as the routing file, validates it and starts serin
+    /// from it: the file is watched and reloadable, and the admin API needs
+    /// [`TOKEN`] for changes.
     ///
     /// # Panics
     /// When the file is invalid or a port cannot be bound: a test bug.
     pub async fn start(toml: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("serin.toml");
-        std::fs::write(&config_path, toml).expect("write routing file");
-        let mut config =
+        let text = with_state_dir(dir.path(), toml);
+        std::fs::write(&config_path, text).expect("write routing file");
+        Self::serve(dir, config_path).await
+    }
+
+    /// Starts serin from the routing file at `config_path` (which may be a
+    /// symlink, e.g. a ConfigMap layout), keeping `dir` alive with it.
+    ///
+    /// # Panics
+    /// As [`TestEnv::start`].
+    pub async fn start_at(dir: tempfile::TempDir, config_path: PathBuf) -> Self {
+        Self::serve(dir, config_path).await
+    }
+
+    /// Stops serin and starts it again on the same directory (routing
+    /// file, live state, audit log, revisions), on new ports.
+    pub async fn restart(self) -> Self {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        Self::serve(self.dir, self.config_path).await
+    }
+
+    async fn serve(dir: tempfile::TempDir, config_path: PathBuf) -> Self {
+        let config =
             serin_config::load(&config_path).unwrap_or_else(|e| panic!("bad test config:\n{e}"));
-        // Live state and the audit log go to the test's own directory.
-        config.state.dir = dir.path().join("state");
         let listeners = Listeners::ephemeral().await.expect("bind loopback");
         let http = listeners.http.as_ref().unwrap().local_addr().unwrap();
         let admin = listeners.admin.as_ref().unwrap().local_addr().unwrap();
-        let app = App::new(config).expect("compile table");
+        let app = App::new(config)
+            .expect("compile table")
+            .with_config_path(&config_path)
+            .expect("register the routing file")
+            .with_auth(serin_control::api::Auth::token(TOKEN));
         let live = app.live().clone();
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(app.serve(listeners, rx));
@@ -63,6 +95,18 @@ impl TestEnv {
             stop,
             task,
         }
+    }
+
+    /// `toml` as this env writes routing files: with its state directory
+    /// added (unless `toml` has a `[state]`), so a rewrite that keeps it
+    /// is not refused as a `[state]` change.
+    pub fn routing_file(&self, toml: &str) -> String {
+        with_state_dir(self.dir.path(), toml)
+    }
+
+    /// Rewrites the routing file in place (as `routing_file` makes it).
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(&self.config_path, self.routing_file(toml)).expect("write routing file");
     }
 
     /// `http://127.0.0.1:PORT{path}` on the data plane.
@@ -136,6 +180,18 @@ macro_rules! assert_eventually {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }};
+}
+
+/// `toml` with `[state] dir = "DIR/state"` added (unless it has a
+/// `[state]`): live state and the audit log go to the test's own directory.
+pub fn with_state_dir(dir: &Path, toml: &str) -> String {
+    if toml.contains("[state]") {
+        return toml.to_owned();
+    }
+    format!(
+        "[state]\ndir = \"{}\"\n\n{toml}",
+        dir.join("state").display()
+    )
 }
 
 /// A one-route routing file: `versions` as (name, url, weight), then `extra`

@@ -29,6 +29,8 @@ fn minimal_file_gets_every_default() {
     assert_eq!(config.admin.addr, addr("127.0.0.1:9901"));
     assert_eq!(config.admin.token_env, "SERIN_ADMIN_TOKEN");
     assert_eq!(config.state.dir, std::path::PathBuf::from("var/serin"));
+    assert_eq!(config.state.keep_revisions, 50);
+    assert!(!config.admin.protect_reads);
     assert!(config.notify.is_empty());
     let route = &config.routes[0];
     assert_eq!(route.hosts, vec![HostMatch::Any]);

@@ -3,6 +3,10 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
+
+use crate::reload::ReloadError;
+use crate::LiveError;
 
 /// An admin call that failed. Rendered as `{"error": "..."}`; internals
 /// never leak into the message.
@@ -10,12 +14,31 @@ use axum::Json;
 pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
+    /// The request is not what the endpoint takes (malformed JSON, wrong shape).
     #[error("{0}")]
     BadRequest(String),
+    /// Well-formed, but the change is not valid (unknown version, all-zero weights).
     #[error("{0}")]
     Unprocessable(String),
+    /// The current state does not allow the change (e.g. promote a promoted route).
+    #[error("{0}")]
+    Conflict(String),
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    /// serin could not do it (e.g. the state could not be saved); details are logged.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The body of every failed call.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
 }
 
 // === impl ApiError ===
@@ -26,14 +49,53 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "error": self.to_string() }));
-        (self.status(), body).into_response()
+        let status = self.status();
+        let body = Json(ErrorBody {
+            error: self.to_string(),
+        });
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = [(axum::http::header::WWW_AUTHENTICATE, "Bearer")];
+            return (status, challenge, body).into_response();
+        }
+        (status, body).into_response()
+    }
+}
+
+impl From<LiveError> for ApiError {
+    fn from(e: LiveError) -> Self {
+        match e {
+            LiveError::NoRoute(_) => Self::NotFound(e.to_string()),
+            LiveError::NoVersion(..) | LiveError::Compile(_) => Self::Unprocessable(e.to_string()),
+            LiveError::Refused(m) => Self::Conflict(m),
+            LiveError::Persist(ref io) => {
+                tracing::error!(error = %io, "admin change not saved");
+                Self::Internal("cannot save the live state; nothing changed".into())
+            }
+        }
+    }
+}
+
+impl From<ReloadError> for ApiError {
+    fn from(e: ReloadError) -> Self {
+        match e {
+            ReloadError::Rejected(m) => Self::Unprocessable(m),
+            ReloadError::NoRevision(_) => Self::NotFound(e.to_string()),
+            ReloadError::Io(m) => {
+                tracing::error!(error = %m, "reload failed");
+                Self::Internal("cannot read or write the routing file or its revisions".into())
+            }
+            ReloadError::Live(e) => e.into(),
+        }
     }
 }

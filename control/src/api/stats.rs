@@ -14,13 +14,17 @@ use crate::telemetry::WindowStats;
 /// The longest window the API reads (the telemetry's retention).
 const MAX_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StatsQuery {
+    /// A duration like `60s` or `5m`; default 60s. Read within 1s..15m
+    /// (the telemetry's retention): `window_s` says the window used.
+    #[param(pattern = r"^[0-9]{1,6}(ms|s|m|h)$", example = "60s")]
     window: Option<String>,
 }
 
 /// SPEC.md's stats shape.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RouteStats {
     route: String,
     window_s: f64,
@@ -30,7 +34,7 @@ pub(crate) struct RouteStats {
 }
 
 /// One version over the window; percentiles are `null` with no samples.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct VersionStatsJson {
     requests: u64,
     errors: u64,
@@ -50,6 +54,13 @@ pub(crate) struct VersionStatsJson {
     mean_ms: Option<f64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/routes/{route}/stats", tag = "status",
+    params(("route" = String, Path, description = "route name"), StatsQuery),
+    responses(
+        (status = 200, description = "per-version telemetry over the window", body = RouteStats),
+        (status = 400, description = "bad window", body = super::ErrorBody),
+        (status = 404, description = "no such route", body = super::ErrorBody),
+    ))]
 pub(crate) async fn stats(
     State(st): State<ApiState>,
     Path(name): Path<String>,
@@ -60,12 +71,8 @@ pub(crate) async fn stats(
         Some(w) => serin_config::parse_duration(w)
             .map_err(|e| ApiError::BadRequest(format!("window: {e}")))?,
     };
-    if window.is_zero() || window > MAX_WINDOW {
-        return Err(ApiError::BadRequest(format!(
-            "window must be between 1s and {}",
-            serin_config::format_duration(MAX_WINDOW)
-        )));
-    }
+    // Clamped, not refused: the answer's `window_s` is the window read.
+    let window = window.clamp(Duration::from_secs(1), MAX_WINDOW);
     let snap = st.live.snapshot();
     let route = snap
         .routes

@@ -5,44 +5,66 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, ErrorBody};
 use crate::RouteSnap;
 
 /// SPEC.md's status shape.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Status {
     revision: String,
     maintenance: bool,
     routes: Vec<RouteStatus>,
 }
 
-#[derive(Debug, Serialize)]
+/// One route: live weights, state, breaker and health per version.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RouteStatus {
     name: String,
+    /// `stable`, `progressing`, `paused`, `rolling_back`, `rolled_back`, `promoted`.
+    #[schema(value_type = String)]
     state: &'static str,
+    /// The engine's latest verdict: `clear`, `inconclusive`, `breached: LEVEL`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<String>,
+    /// Version → live weight.
+    #[schema(value_type = std::collections::BTreeMap<String, f64>)]
     weights: Map<String, Value>,
     versions: Vec<VersionStatus>,
 }
 
-#[derive(Debug, Serialize)]
-struct VersionStatus {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct VersionStatus {
     name: String,
     url: String,
+    #[schema(value_type = f64)]
     weight: Value,
+    /// weight / sum of the route's weights.
     share: f64,
+    /// `closed`, `half_open`, `open`.
+    #[schema(value_type = String)]
     breaker: &'static str,
+    /// `healthy`, `unhealthy`, `unknown`.
+    #[schema(value_type = String)]
     health: &'static str,
 }
 
+#[utoipa::path(get, path = "/api/v1/status", tag = "status",
+    responses((status = 200, description = "every route", body = Status)))]
 pub(crate) async fn status(State(st): State<ApiState>) -> Json<Status> {
     let snap = st.live.snapshot();
     Json(Status {
         revision: snap.revision.to_string(),
         maintenance: snap.maintenance.is_some(),
-        routes: snap.routes.iter().map(route_status).collect(),
+        routes: snap.routes.iter().map(|r| route_status(&st, r)).collect(),
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/routes/{route}", tag = "status",
+    params(("route" = String, Path, description = "route name")),
+    responses(
+        (status = 200, description = "one route", body = RouteStatus),
+        (status = 404, description = "no such route", body = ErrorBody),
+    ))]
 pub(crate) async fn route(
     State(st): State<ApiState>,
     Path(name): Path<String>,
@@ -51,14 +73,15 @@ pub(crate) async fn route(
     snap.routes
         .iter()
         .find(|r| *r.name == *name)
-        .map(|r| Json(route_status(r)))
+        .map(|r| Json(route_status(&st, r)))
         .ok_or_else(|| ApiError::NotFound(format!("no route named {name:?}")))
 }
 
-fn route_status(r: &RouteSnap) -> RouteStatus {
+pub(crate) fn route_status(st: &ApiState, r: &RouteSnap) -> RouteStatus {
     RouteStatus {
         name: r.name.to_string(),
         state: r.phase.as_str(),
+        verdict: st.live.shared().verdicts.get(&r.name),
         weights: r
             .versions
             .iter()
@@ -74,7 +97,7 @@ fn route_status(r: &RouteSnap) -> RouteStatus {
                 weight: weight_json(v.weight),
                 share: r.pick.share(i),
                 breaker: v.breaker.state().as_str(),
-                health: "unknown",
+                health: v.health.as_str(),
             })
             .collect(),
     }

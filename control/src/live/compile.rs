@@ -193,6 +193,8 @@ fn compile_version(
         header,
         stats: shared.telemetry.version(&route.name, &v.name),
         breaker: shared.breakers.get(&route.name, &v.name),
+        health: shared.health.get(&route.name, &v.name),
         fallback_counter,
+        drill: shared.faults.get(&route.name, &v.name),
     })
 }

@@ -27,6 +27,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
 ) {
+    let _open = Open::new(shared.clone());
     if shared.faults.refuse() {
         reset(stream);
         return;
@@ -42,6 +43,23 @@ pub(crate) async fn serve(
     let _ = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), svc)
         .await;
+}
+
+/// Counts one open connection in `Shared::connections` while it lives,
+/// however the connection ends (the task may be aborted).
+struct Open(Arc<Shared>);
+
+impl Open {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.connections.fetch_add(1, Relaxed);
+        Self(shared)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Relaxed);
+    }
 }
 
 /// Closes with RST instead of FIN, so the client sees a reset.

@@ -20,6 +20,7 @@ pub struct Faults {
     /// 0 means no override.
     status: AtomicU16,
     health_fail: AtomicBool,
+    health_hang: AtomicBool,
 }
 
 // === impl Faults ===
@@ -129,6 +130,17 @@ impl Faults {
         self.health_fail.load(Relaxed)
     }
 
+    /// While on, `/health` is read but never answered (every other path is
+    /// unaffected); a held health request is answered once it goes off.
+    pub fn set_health_hang(&self, on: bool) {
+        self.health_hang.store(on, Relaxed);
+    }
+
+    /// Whether `/health` hangs.
+    pub fn health_hang(&self) -> bool {
+        self.health_hang.load(Relaxed)
+    }
+
     /// Turns every fault off.
     pub fn clear(&self) {
         self.set_error_rate(0.0);
@@ -139,6 +151,7 @@ impl Faults {
         self.set_close_mid_headers(false);
         self.set_status(0);
         self.set_health_fail(false);
+        self.set_health_hang(false);
     }
 
     /// The delay to add to one request: latency plus a random share of jitter.

@@ -34,6 +34,10 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) faults: Arc<Faults>,
     pub(crate) requests: AtomicU64,
+    /// `/health` requests among `requests`.
+    pub(crate) health_requests: AtomicU64,
+    /// Connections open now.
+    pub(crate) connections: AtomicU64,
     /// `x-upstream-version`, encoded once.
     version: HeaderValue,
     /// `NAME\n`, the default body, shared by every response.
@@ -65,6 +69,8 @@ impl Shared {
             name: name.to_owned(),
             faults: Arc::new(Faults::default()),
             requests: AtomicU64::new(0),
+            health_requests: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             version,
             default_body: Bytes::from(format!("{name}\n")),
             pattern: pattern_buffer(),
@@ -111,6 +117,12 @@ async fn route(shared: &Shared, req: Request<Incoming>, may_upgrade: bool) -> Re
     }
     let faults = &shared.faults;
     if req.uri().path() == "/health" {
+        shared.health_requests.fetch_add(1, Relaxed);
+        // Bounded by the server's life and the client's: either closing
+        // the connection drops this future.
+        while faults.health_hang() {
+            tokio::time::sleep(HANG_POLL).await;
+        }
         return if faults.health_fail() {
             text(StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
         } else {

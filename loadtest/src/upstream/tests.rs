@@ -151,6 +151,40 @@ async fn health_fail_only_fails_health() {
 }
 
 #[tokio::test]
+async fn health_hang_holds_only_health_and_connections_are_counted() {
+    let fake = FakeVersion::start("v1").unwrap();
+    fake.faults().set_health_hang(true);
+    let (status, _, _) = get(fake.addr(), "/").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let held = tokio::time::timeout(Duration::from_millis(100), get(fake.addr(), "/health")).await;
+    assert!(held.is_err(), "/health answered while hanging");
+    assert_eq!((fake.requests(), fake.health_requests()), (2, 1));
+    // The timed-out client dropped its connection; the fake sees it close.
+    let mut open = fake.open_connections();
+    for _ in 0..100 {
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        open = fake.open_connections();
+    }
+    assert_eq!(open, 0);
+    let _idle = TcpStream::connect(fake.addr()).await.unwrap();
+    let mut open = 0;
+    for _ in 0..100 {
+        open = fake.open_connections();
+        if open == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(open, 1);
+    fake.faults().set_health_hang(false);
+    let (status, _, _) = get(fake.addr(), "/health").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn upload_streams_a_mebibyte() {
     let fake = FakeVersion::start("v1").unwrap();
     let chunk = Bytes::from((0..64 * 1024).map(|i| (i % 7) as u8).collect::<Vec<_>>());

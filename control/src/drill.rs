@@ -1,0 +1,302 @@
+//! Rollback drills (the seed runbooks' quarterly rehearsals), inside serin:
+//! a fault injected into one version's responses for a while — errors at a
+//! rate, added latency, or a partial outage — and a report of how fast the
+//! engine saw it and pulled the version: detection (fault start → first
+//! breach), decision (breach → action), rollback (action → canary at 0).
+//!
+//! The request path reads one atomic per attempt ([`Fault::active`]); the
+//! rest happens only while a drill runs.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::*};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::event::{Actor, Draft, Event};
+use crate::{Live, LiveError};
+
+/// What a drill injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// A fraction `rate` of attempts answer 500 without reaching the version.
+    InjectErrors,
+    /// Every attempt waits `latency` before it is sent.
+    InjectLatency,
+    /// A fraction `rate` of attempts fail as if the version were unreachable.
+    PartialOutage,
+}
+
+/// What the request path does for one attempt under a drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injection {
+    /// Send as usual.
+    None,
+    /// Do not send: a 5xx.
+    Error,
+    /// Do not send: unreachable.
+    Outage,
+    /// Wait this long, then send.
+    Delay(Duration),
+}
+
+/// One version's fault switch; the same `Arc` across table swaps.
+#[derive(Debug, Default)]
+pub struct Fault {
+    active: AtomicBool,
+    scenario: AtomicU8,
+    /// `rate` as f64 bits.
+    rate: AtomicU64,
+    latency_ns: AtomicU64,
+    /// Nanoseconds after `epoch()` when the drill ends.
+    until_ns: AtomicU64,
+}
+
+/// A drill as asked for (`POST /api/v1/drills`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrillSpec {
+    pub route: String,
+    pub version: String,
+    pub scenario: Scenario,
+    /// Fraction of attempts for `inject_errors` / `partial_outage`. Default 0.5.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Added latency for `inject_latency`, e.g. `"2s"`.
+    #[serde(default)]
+    pub latency: Option<String>,
+    /// How long the fault lasts, e.g. `"60s"`. Default 60s.
+    #[serde(default)]
+    pub duration: Option<String>,
+}
+
+/// A drill's report (`GET /api/v1/drills/{id}`); times in seconds.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DrillReport {
+    pub id: String,
+    pub spec: DrillSpec,
+    pub state: &'static str,
+    pub started: String,
+    pub duration_s: f64,
+    /// Fault start → first `level_breached` of the route.
+    pub detection_s: Option<f64>,
+    /// First breach → `rollback_started` (or the route's first action).
+    pub decision_s: Option<f64>,
+    /// `rollback_started` → `rollback_completed` (canary weight 0).
+    pub rollback_s: Option<f64>,
+    /// Fault start → canary at 0.
+    pub total_s: Option<f64>,
+    /// Requests of the route that failed for the client during the drill.
+    pub client_errors: u64,
+    /// Requests of the route during the drill.
+    pub client_requests: u64,
+    /// The seed runbooks' expectation for this scenario, in seconds.
+    pub expected_under_s: f64,
+    /// Events of the route since the drill began.
+    pub events: Vec<Event>,
+}
+
+/// Drills run and done, by id.
+#[derive(Debug, Default)]
+pub struct Drills {
+    runs: Mutex<Vec<Run>>,
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    id: String,
+    spec: DrillSpec,
+    started: SystemTime,
+    started_at: Instant,
+    duration: Duration,
+    first_seq: u64,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+// === impl Fault ===
+
+impl Fault {
+    /// Whether a drill is on (one relaxed load: the request path's cost).
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.active.load(Relaxed)
+    }
+
+    /// What this attempt should do; turns the drill off once it is over.
+    pub fn inject(&self) -> Injection {
+        if !self.active() {
+            return Injection::None;
+        }
+        let now = Instant::now().saturating_duration_since(epoch()).as_nanos() as u64;
+        if now >= self.until_ns.load(Acquire) {
+            self.active.store(false, Release);
+            return Injection::None;
+        }
+        let hit = || fastrand::f64() < f64::from_bits(self.rate.load(Relaxed));
+        match self.scenario.load(Relaxed) {
+            0 if hit() => Injection::Error,
+            2 if hit() => Injection::Outage,
+            1 => Injection::Delay(Duration::from_nanos(self.latency_ns.load(Relaxed))),
+            _ => Injection::None,
+        }
+    }
+
+    fn arm(&self, scenario: Scenario, rate: f64, latency: Duration, duration: Duration) {
+        let s = match scenario {
+            Scenario::InjectErrors => 0,
+            Scenario::InjectLatency => 1,
+            Scenario::PartialOutage => 2,
+        };
+        self.scenario.store(s, Relaxed);
+        self.rate.store(rate.to_bits(), Relaxed);
+        self.latency_ns.store(latency.as_nanos() as u64, Relaxed);
+        let until = Instant::now().saturating_duration_since(epoch()) + duration;
+        self.until_ns.store(until.as_nanos() as u64, Release);
+        self.active.store(true, Release);
+    }
+}
+
+// === impl Scenario ===
+
+impl Scenario {
+    /// The seed runbooks' expected response time for this drill.
+    pub fn expected(self) -> Duration {
+        match self {
+            Self::InjectErrors => Duration::from_secs(5 * 60),
+            Self::InjectLatency => Duration::from_secs(10 * 60),
+            Self::PartialOutage => Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+// === impl Drills ===
+
+impl Drills {
+    /// Starts a drill; returns its report so far.
+    ///
+    /// # Errors
+    /// Unknown route or version, a bad rate, latency or duration, or a drill
+    /// already running on that version.
+    pub fn start(&self, live: &Live, spec: DrillSpec) -> Result<DrillReport, LiveError> {
+        let bad = |m: String| LiveError::Refused(m);
+        let snap = live.snapshot();
+        let route = snap
+            .routes
+            .iter()
+            .find(|r| *r.name == *spec.route)
+            .ok_or_else(|| LiveError::NoRoute(spec.route.clone()))?;
+        let version = route
+            .versions
+            .iter()
+            .find(|v| *v.name == *spec.version)
+            .ok_or_else(|| LiveError::NoVersion(spec.route.clone(), spec.version.clone()))?;
+        let rate = spec.rate.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(bad(format!("rate must be between 0 and 1, got {rate}")));
+        }
+        let parse = |s: &Option<String>, default: Duration| match s {
+            Some(s) => serin_config::parse_duration(s).map_err(bad),
+            None => Ok(default),
+        };
+        let latency = parse(&spec.latency, Duration::from_secs(2))?;
+        let duration = parse(&spec.duration, Duration::from_secs(60))?;
+        if duration.is_zero() || duration > Duration::from_secs(3600) {
+            return Err(bad("duration must be between 1s and 1h".into()));
+        }
+        if version.drill.active() {
+            return Err(bad(format!(
+                "a drill is already running on {}/{}",
+                spec.route, spec.version
+            )));
+        }
+        let start = live.shared().events.record(
+            Draft::new(
+                Actor::Api,
+                "drill_started",
+                format!(
+                    "{:?} on {} for {}",
+                    spec.scenario,
+                    spec.version,
+                    serin_config::format_duration(duration)
+                ),
+            )
+            .route(&spec.route)
+            .version(&spec.version),
+        );
+        version.drill.arm(spec.scenario, rate, latency, duration);
+        let run = Run {
+            id: format!("d{}", start.seq),
+            spec,
+            started: SystemTime::now(),
+            started_at: Instant::now(),
+            duration,
+            first_seq: start.seq,
+        };
+        self.lock().push(run.clone());
+        Ok(report(live, &run))
+    }
+
+    /// The report of drill `id`.
+    pub fn report(&self, live: &Live, id: &str) -> Option<DrillReport> {
+        let run = self.lock().iter().find(|r| r.id == id).cloned()?;
+        Some(report(live, &run))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Run>> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn report(live: &Live, run: &Run) -> DrillReport {
+    let events = live
+        .shared()
+        .events
+        .since(run.first_seq - 1, Some(&run.spec.route));
+    let at = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e.kind == kind)
+            .and_then(|e| humantime::parse_rfc3339(&e.time).ok())
+    };
+    let secs = |a: Option<SystemTime>, b: Option<SystemTime>| {
+        Some(b?.duration_since(a?).unwrap_or_default().as_secs_f64())
+    };
+    let start = Some(run.started);
+    let breach = at("level_breached");
+    let action = at("rollback_started")
+        .or_else(|| at("paused"))
+        .or_else(|| at("alert"));
+    let done = at("rollback_completed");
+    let elapsed = run.started_at.elapsed().min(run.duration);
+    let w = live
+        .snapshot()
+        .routes
+        .iter()
+        .find(|r| *r.name == *run.spec.route)
+        .map(|r| r.stats.window(elapsed.max(Duration::from_secs(1))));
+    DrillReport {
+        id: run.id.clone(),
+        spec: run.spec.clone(),
+        state: if run.started_at.elapsed() < run.duration {
+            "running"
+        } else {
+            "done"
+        },
+        started: humantime::format_rfc3339_millis(run.started).to_string(),
+        duration_s: run.duration.as_secs_f64(),
+        detection_s: secs(start, breach),
+        decision_s: secs(breach, action),
+        rollback_s: secs(action, done),
+        total_s: secs(start, done),
+        client_errors: w.as_ref().map_or(0, |w| w.errors),
+        client_requests: w.as_ref().map_or(0, |w| w.requests),
+        expected_under_s: run.spec.scenario.expected().as_secs_f64(),
+        events,
+    }
+}

@@ -1,0 +1,388 @@
+//! Engine actions on a route's live state — by the engine or by hand (the
+//! REST API): roll back, step a rollout, pause, resume. Each is one or two
+//! `Live::update` calls, so each change is saved, audited and swapped.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serin_config::{Config, Route};
+
+use super::RollbackMode;
+use crate::event::{Actor, Draft, Event};
+use crate::persist::{LiveState, Phase};
+use crate::{Live, LiveError};
+
+/// The route's configuration.
+pub(super) fn route_cfg<'a>(config: &'a Config, route: &str) -> Result<&'a Route, LiveError> {
+    config
+        .routes
+        .iter()
+        .find(|r| r.name == route)
+        .ok_or_else(|| LiveError::NoRoute(route.to_owned()))
+}
+
+/// The version that gets traffic back: `rollback.stable`, else the first.
+pub(super) fn stable_of(route: &Route) -> &str {
+    route
+        .rollback
+        .as_ref()
+        .map_or(route.versions[0].name.as_str(), |r| r.stable.as_str())
+}
+
+/// Live weights: the file's under the state's overrides.
+pub(super) fn weights(route: &Route, state: &LiveState) -> BTreeMap<String, f64> {
+    let o = state.weights.get(&route.name);
+    route
+        .versions
+        .iter()
+        .map(|v| {
+            let w = o.and_then(|o| o.get(&v.name)).copied().unwrap_or(v.weight);
+            (v.name.clone(), w)
+        })
+        .collect()
+}
+
+/// Versions other than the stable one that have traffic.
+pub(super) fn canaries(route: &Route, state: &LiveState) -> Vec<String> {
+    let stable = stable_of(route);
+    weights(route, state)
+        .into_iter()
+        .filter(|(n, w)| n != stable && *w > 0.0)
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// The canaries' share of the route, in [0, 1].
+pub(super) fn canary_share(route: &Route, state: &LiveState, canaries: &[String]) -> f64 {
+    let w = weights(route, state);
+    let total: f64 = w.values().sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    canaries.iter().filter_map(|c| w.get(c)).sum::<f64>() / total
+}
+
+/// Sets the canaries' share to `share` (weights out of 100): the stable
+/// version gets the rest, the canaries split their share as their weights
+/// did (evenly when they had none), every other version gets 0.
+pub(super) fn set_share(route: &Route, state: &mut LiveState, canaries: &[String], share: f64) {
+    let before = weights(route, state);
+    let stable = stable_of(route).to_owned();
+    let old: f64 = canaries.iter().filter_map(|c| before.get(c)).sum();
+    let out = state.weights.entry(route.name.clone()).or_default();
+    for v in &route.versions {
+        let w = if v.name == stable {
+            100.0 * (1.0 - share)
+        } else if canaries.contains(&v.name) {
+            let part = if old > 0.0 {
+                before.get(&v.name).copied().unwrap_or(0.0) / old
+            } else {
+                1.0 / canaries.len() as f64
+            };
+            100.0 * share * part
+        } else {
+            0.0
+        };
+        out.insert(v.name.clone(), round(w));
+    }
+}
+
+/// Weights to 1e-6 of a percent: no float dust in the status API.
+fn round(w: f64) -> f64 {
+    (w * 1e6).round() / 1e6
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+fn canary_id(route: &Route, name: &str) -> Option<(String, String)> {
+    route
+        .versions
+        .iter()
+        .find(|v| v.name == name)
+        .map(|v| (v.name.clone(), v.url.to_string()))
+}
+
+fn set_phase(
+    state: &mut LiveState,
+    route: &str,
+    phase: Phase,
+    step: Option<usize>,
+    canary: Option<(String, String)>,
+) {
+    let rs = state.routes.entry(route.to_owned()).or_default();
+    rs.phase = phase;
+    rs.step = step;
+    rs.since = Some(now());
+    if canary.is_some() {
+        rs.canary = canary;
+    }
+}
+
+/// Rolls `route` back (see `engine::rollback`).
+pub(super) fn rollback(
+    live: &Live,
+    route: &str,
+    mode: RollbackMode,
+    actor: Actor,
+    reason: &str,
+) -> Result<Event, LiveError> {
+    let mode_word = match mode {
+        RollbackMode::Immediate => "immediate",
+        RollbackMode::Gradual => "gradual",
+    };
+    let started = live.update(
+        Draft::new(actor, "rollback_started", format!("{reason}; {mode_word}")).route(route),
+        |config, state| {
+            let r = route_cfg(config, route)?;
+            let cs = canaries(r, state);
+            let Some(first) = cs.first() else {
+                return Err(LiveError::Refused(format!(
+                    "route {route} has no canary to roll back"
+                )));
+            };
+            let canary = canary_id(r, first);
+            match mode {
+                RollbackMode::Immediate => {
+                    set_phase(state, route, Phase::RollingBack, None, canary)
+                }
+                RollbackMode::Gradual => {
+                    let steps = gradual_steps(r)?;
+                    let share = canary_share(r, state, &cs);
+                    // Start at the first step below where the canary is now.
+                    let at = steps
+                        .iter()
+                        .position(|s| *s < share)
+                        .unwrap_or(steps.len() - 1);
+                    set_share(r, state, &cs, steps[at]);
+                    let phase = if steps[at] <= 0.0 {
+                        Phase::RolledBack
+                    } else {
+                        Phase::RollingBack
+                    };
+                    set_phase(state, route, phase, Some(at), canary);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    crate::metrics::rollback(route, mode_word);
+    match mode {
+        RollbackMode::Immediate => complete(live, route, actor, reason),
+        RollbackMode::Gradual => Ok(started),
+    }
+}
+
+fn gradual_steps(r: &Route) -> Result<Vec<f64>, LiveError> {
+    r.rollback
+        .as_ref()
+        .and_then(|rb| rb.gradual.as_ref())
+        .map(|g| g.steps.clone())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            LiveError::Refused(format!(
+                "route {} has no [routes.rollback] gradual steps",
+                r.name
+            ))
+        })
+}
+
+/// Takes the canaries of `route` to 0 at once: the end of any rollback.
+pub(super) fn complete(
+    live: &Live,
+    route: &str,
+    actor: Actor,
+    reason: &str,
+) -> Result<Event, LiveError> {
+    live.update(
+        Draft::new(actor, "rollback_completed", reason).route(route),
+        |config, state| {
+            let r = route_cfg(config, route)?;
+            let cs = canaries(r, state);
+            set_share(r, state, &cs, 0.0);
+            set_phase(state, route, Phase::RolledBack, None, None);
+            Ok(())
+        },
+    )
+}
+
+/// One gradual-rollback step down (to `step`).
+pub(super) fn rollback_step(
+    live: &Live,
+    route: &str,
+    step: usize,
+    reason: &str,
+) -> Result<Event, LiveError> {
+    live.update(
+        Draft::new(Actor::Engine, "rollback_step", reason).route(route),
+        |config, state| {
+            let r = route_cfg(config, route)?;
+            let steps = gradual_steps(r)?;
+            let cs = canaries(r, state);
+            let share = steps.get(step).copied().unwrap_or(0.0);
+            set_share(r, state, &cs, share);
+            let phase = if share <= 0.0 {
+                Phase::RolledBack
+            } else {
+                Phase::RollingBack
+            };
+            set_phase(state, route, phase, Some(step), None);
+            Ok(())
+        },
+    )
+}
+
+/// Moves the rollout one step (or to 100% without `[routes.rollout]`).
+pub(super) fn promote(
+    live: &Live,
+    route: &str,
+    actor: Actor,
+    reason: &str,
+) -> Result<Event, LiveError> {
+    let config = live.config();
+    let r = route_cfg(&config, route)?;
+    let state = live.state();
+    let rs = state.routes.get(route).cloned().unwrap_or_default();
+    match rs.phase {
+        Phase::Promoted => {
+            return Err(LiveError::Refused(format!(
+                "route {route} is already promoted"
+            )))
+        }
+        Phase::RolledBack => {
+            return Err(LiveError::Refused(format!(
+                "route {route} is rolled back: resume it first"
+            )))
+        }
+        _ => {}
+    }
+    let steps = r
+        .rollout
+        .as_ref()
+        .map(|o| o.steps.clone())
+        .unwrap_or_default();
+    let next = rs.step.map_or(0, |s| s + 1);
+    let share = steps.get(next).copied().unwrap_or(1.0);
+    let kind = if share >= 1.0 {
+        "promoted"
+    } else {
+        "rollout_step"
+    };
+    let reason = format!("{reason}; canary to {}%", round(share * 100.0));
+    live.update(
+        Draft::new(actor, kind, reason).route(route),
+        |config, state| {
+            let r = route_cfg(config, route)?;
+            let cs = match state.routes.get(route).and_then(|s| s.canary.clone()) {
+                Some((name, _)) if r.versions.iter().any(|v| v.name == name) => vec![name],
+                _ => rollout_canaries(r, state),
+            };
+            let Some(first) = cs.first() else {
+                return Err(LiveError::Refused(format!(
+                    "route {route} has no canary to promote"
+                )));
+            };
+            let canary = canary_id(r, first);
+            set_share(r, state, &cs, share);
+            let phase = if share >= 1.0 {
+                Phase::Promoted
+            } else {
+                Phase::Progressing
+            };
+            set_phase(state, route, phase, Some(next.min(steps.len())), canary);
+            Ok(())
+        },
+    )
+}
+
+/// The rollout's canaries: live ones, else the file's (a route whose
+/// canary was rolled back and resumed).
+fn rollout_canaries(r: &Route, state: &LiveState) -> Vec<String> {
+    let live = canaries(r, state);
+    if !live.is_empty() {
+        return live;
+    }
+    let stable = stable_of(r);
+    r.versions
+        .iter()
+        .filter(|v| v.name != stable && v.weight > 0.0)
+        .map(|v| v.name.clone())
+        .collect()
+}
+
+/// Freezes the rollout (or a gradual rollback).
+pub(super) fn pause(
+    live: &Live,
+    route: &str,
+    actor: Actor,
+    reason: &str,
+) -> Result<Event, LiveError> {
+    live.update(
+        Draft::new(actor, "paused", reason).route(route),
+        |config, state| {
+            route_cfg(config, route)?;
+            let rs = state.routes.entry(route.to_owned()).or_default();
+            match rs.phase {
+                Phase::Paused => Err(LiveError::Refused(format!(
+                    "route {route} is already paused"
+                ))),
+                Phase::RolledBack | Phase::Promoted => Err(LiveError::Refused(format!(
+                    "route {route} is {}: nothing to pause",
+                    rs.phase.as_str()
+                ))),
+                _ => {
+                    rs.phase = Phase::Paused;
+                    rs.since = Some(now());
+                    Ok(())
+                }
+            }
+        },
+    )
+}
+
+/// Unfreezes a paused route; brings a rolled-back canary back (to the
+/// first rollout step when the route has a rollout, else to its file weight).
+pub(super) fn resume(
+    live: &Live,
+    route: &str,
+    actor: Actor,
+    reason: &str,
+) -> Result<Event, LiveError> {
+    live.update(
+        Draft::new(actor, "resumed", reason).route(route),
+        |config, state| {
+            let r = route_cfg(config, route)?;
+            let rs = state.routes.get(route).cloned().unwrap_or_default();
+            match rs.phase {
+                Phase::Paused => {
+                    let phase = if r.rollout.is_some() {
+                        Phase::Progressing
+                    } else {
+                        Phase::Stable
+                    };
+                    set_phase(state, route, phase, rs.step, None);
+                    Ok(())
+                }
+                Phase::RolledBack | Phase::RollingBack => {
+                    state.weights.remove(route);
+                    match r.rollout.as_ref().and_then(|o| o.steps.first()) {
+                        Some(&first) => {
+                            let cs = rollout_canaries(r, state);
+                            set_share(r, state, &cs, first);
+                            set_phase(state, route, Phase::Progressing, Some(0), None);
+                        }
+                        None => {
+                            state.routes.remove(route);
+                        }
+                    }
+                    Ok(())
+                }
+                p => Err(LiveError::Refused(format!(
+                    "route {route} is {}: nothing to resume",
+                    p.as_str()
+                ))),
+            }
+        },
+    )
+}

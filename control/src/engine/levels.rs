@@ -1,0 +1,215 @@
+//! Judging rules and levels against a canary's window (and the stable
+//! version's, for `baseline` rules). Pure functions: no clock, no I/O.
+
+use std::time::Duration;
+
+use serin_config::{Metric, Op, Rule, RuleKind};
+
+use crate::telemetry::WindowStats;
+
+/// What the engine knows about one canary at one tick.
+#[derive(Debug)]
+pub struct Evidence<'a> {
+    pub canary: &'a WindowStats,
+    /// The stable version over the same window; `None` when the route has
+    /// no stable version with traffic (baseline rules cannot hold then).
+    pub stable: Option<&'a WindowStats>,
+    pub breaker_open: bool,
+    pub unhealthy: bool,
+    /// Health probe failures, for the reason text.
+    pub health_detail: String,
+    /// `min_requests` of the route's rollback section.
+    pub min_requests: u64,
+}
+
+/// A rule that holds, with the numbers that made it hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// E.g. `error_rate 0.31 > 0.10`.
+    pub text: String,
+    /// Requests in the window, when the rule judged traffic.
+    pub n: Option<u64>,
+}
+
+/// One level's verdict this tick.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// At least one rule holds.
+    Breached(Hit),
+    /// No rule holds, with enough requests to say so.
+    Clear,
+    /// Too few requests to judge the traffic rules (and no traffic-free rule holds).
+    Inconclusive { requests: u64 },
+}
+
+// === impl Hit ===
+
+impl Hit {
+    fn new(text: String, n: Option<u64>) -> Self {
+        Self { text, n }
+    }
+
+    /// `error_rate 0.31 > 0.10 held 2m0s (n=1840)`: the reason an action quotes.
+    pub fn held(&self, confirm: Duration) -> String {
+        let held = serin_config::format_duration(confirm);
+        match self.n {
+            Some(n) => format!("{} held {held} (n={n})", self.text),
+            None => format!("{} held {held}", self.text),
+        }
+    }
+}
+
+impl std::fmt::Display for Hit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.n {
+            Some(n) => write!(f, "{} (n={n})", self.text),
+            None => f.write_str(&self.text),
+        }
+    }
+}
+
+// === impl Verdict ===
+
+impl Verdict {
+    /// The hit, if breached.
+    pub fn hit(&self) -> Option<&Hit> {
+        match self {
+            Self::Breached(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// Judges a level: breached when any rule holds. Rules that need no
+/// traffic (`breaker_open`, `unhealthy`) are judged whatever the count;
+/// the others only with at least `min_requests` requests in the window.
+pub fn judge_level(rules: &[Rule], ev: &Evidence<'_>) -> Verdict {
+    let enough = ev.canary.requests >= ev.min_requests;
+    for rule in rules {
+        if !enough && matches!(rule.kind, RuleKind::Compare { .. }) {
+            continue;
+        }
+        if let Some(hit) = judge(rule, ev) {
+            return Verdict::Breached(hit);
+        }
+    }
+    if enough {
+        Verdict::Clear
+    } else {
+        Verdict::Inconclusive {
+            requests: ev.canary.requests,
+        }
+    }
+}
+
+/// Whether one rule holds, and why.
+pub fn judge(rule: &Rule, ev: &Evidence<'_>) -> Option<Hit> {
+    match &rule.kind {
+        RuleKind::BreakerOpen => ev
+            .breaker_open
+            .then(|| Hit::new("breaker_open".into(), None)),
+        RuleKind::Unhealthy => ev
+            .unhealthy
+            .then(|| Hit::new(format!("unhealthy: {}", ev.health_detail), None)),
+        RuleKind::Compare { metric, op, value } => {
+            let baseline = ev.stable.and_then(|s| measure(*metric, s));
+            let threshold = value.threshold(baseline)?;
+            if let Some(q) = quantile(*metric) {
+                return judge_percentile(*metric, q, *op, threshold, ev.canary);
+            }
+            let measured = measure(*metric, ev.canary)?;
+            op.holds(measured, threshold).then(|| {
+                let text = format!(
+                    "{} {} {} {}",
+                    metric.name(),
+                    show(*metric, measured),
+                    op.symbol(),
+                    show(*metric, threshold)
+                );
+                Hit::new(text, Some(ev.canary.requests))
+            })
+        }
+    }
+}
+
+/// A percentile needs about `1 / (1 - q)` samples to mean anything (p99:
+/// 100, p99.9: 1000). With fewer, "p99 > X" is judged as "more than 1% of
+/// the requests took longer than X", counted directly, and the reason says so.
+fn judge_percentile(
+    metric: Metric,
+    q: f64,
+    op: Op,
+    threshold: f64,
+    w: &WindowStats,
+) -> Option<Hit> {
+    let n = w.samples();
+    if n == 0 {
+        return None;
+    }
+    let needed = (1.0 / (1.0 - q)).ceil() as u64;
+    let name = metric.name();
+    if n >= needed || matches!(op, Op::Lt | Op::Le) {
+        let measured = w.percentile(q * 100.0)?.as_secs_f64();
+        return op.holds(measured, threshold).then(|| {
+            let text = format!(
+                "{name} {} {} {}",
+                secs(measured),
+                op.symbol(),
+                secs(threshold)
+            );
+            Hit::new(text, Some(n))
+        });
+    }
+    let over = w.count_above(Duration::from_secs_f64(threshold.max(0.0)));
+    let allowed = ((n as f64) * (1.0 - q)).floor() as u64;
+    (over > allowed).then(|| {
+        let text = format!(
+            "{name} {} {}: {over} of {n} requests over {} (too few samples for a {name}; counted instead)",
+            op.symbol(),
+            secs(threshold),
+            secs(threshold)
+        );
+        Hit::new(text, None)
+    })
+}
+
+fn quantile(metric: Metric) -> Option<f64> {
+    match metric {
+        Metric::P50 => Some(0.50),
+        Metric::P90 => Some(0.90),
+        Metric::P95 => Some(0.95),
+        Metric::P99 => Some(0.99),
+        Metric::P999 => Some(0.999),
+        _ => None,
+    }
+}
+
+/// The metric's value over a window, in its unit; `None` with no requests.
+pub fn measure(metric: Metric, w: &WindowStats) -> Option<f64> {
+    match metric {
+        Metric::ErrorRate => w.error_rate(),
+        Metric::Availability => w.availability(),
+        Metric::Rps => Some(w.rps()),
+        Metric::Mean => w.mean().map(|d| d.as_secs_f64()),
+        m => w.percentile(quantile(m)? * 100.0).map(|d| d.as_secs_f64()),
+    }
+}
+
+fn show(metric: Metric, v: f64) -> String {
+    match metric {
+        Metric::ErrorRate | Metric::Availability => format!("{v:.2}"),
+        Metric::Rps => format!("{v:.1}/s"),
+        _ => secs(v),
+    }
+}
+
+fn secs(v: f64) -> String {
+    if v < 1.0 {
+        format!("{:.0}ms", v * 1000.0)
+    } else {
+        format!("{v:.2}s")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,340 @@
+//! `serin status|events|weights|rollback|promote|pause|resume|revisions|
+//! restore|maintenance|reload`: a thin REST client of the admin API.
+//!
+//! Exit codes scripts can trust: 0 done; 1 the server refused (any 4xx or
+//! 5xx; its `{"error"}` message is printed); 2 serin cannot be reached or
+//! the command line is wrong. `--json` prints the server's JSON as is;
+//! otherwise `client/output.rs` prints tables for people.
+
+mod output;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Args, Subcommand, ValueEnum};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+/// How long one call may take, connect to last byte.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where the admin API is and how to talk to it.
+#[derive(Debug, Clone, Args)]
+pub struct Remote {
+    /// The admin API's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "SERIN_ADMIN",
+        default_value = "http://127.0.0.1:9901"
+    )]
+    pub admin: String,
+    /// Bearer token for changes.
+    #[arg(long, global = true, env = "SERIN_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The REST client subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Every route: revision, state, live weights, breaker and health.
+    Status,
+    /// Audit-log events, oldest first.
+    Events {
+        /// Only this route's events.
+        #[arg(long)]
+        route: Option<String>,
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Keep printing new events (polls every second) until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Set live weights: `serin weights ROUTE v1=90 v2=10`.
+    Weights {
+        route: String,
+        /// VERSION=WEIGHT pairs; versions not named keep their weight.
+        #[arg(required = true, value_parser = parse_weight)]
+        weights: Vec<(String, f64)>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Roll the route's canary back (immediately unless --gradual).
+    Rollback {
+        route: String,
+        #[arg(long)]
+        gradual: bool,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Move the route's rollout to its next step.
+    Promote {
+        route: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Freeze the route's rollout.
+    Pause {
+        route: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Unfreeze the route's rollout (also brings a rolled-back canary back).
+    Resume {
+        route: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The kept routing-file revisions (`*` marks the one in force).
+    Revisions,
+    /// Write revision ID back to the routing file and apply it.
+    Restore { id: String },
+    /// Maintenance mode: every route answers 503 with the message.
+    Maintenance {
+        state: OnOff,
+        #[arg(long, short)]
+        message: Option<String>,
+    },
+    /// Re-read the routing file now.
+    Reload,
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// Why a call failed; each maps to one exit code.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    /// Exit 2: nothing answered (or the admin URL is wrong).
+    #[error("{0}")]
+    Unreachable(String),
+    /// Exit 1: the server answered with a failure.
+    #[error("{status}: {message}")]
+    Refused { status: StatusCode, message: String },
+}
+
+// === impl ClientCommand ===
+
+impl ClientCommand {
+    /// Runs the command against `remote`.
+    pub async fn exec(self, remote: &Remote) -> ExitCode {
+        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let call = Call { client, remote };
+        match self.run(&call).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(CallError::Refused { status, message }) => {
+                eprintln!("serin: {} refused: {message}", status.as_u16());
+                ExitCode::from(1)
+            }
+            Err(e @ CallError::Unreachable(_)) => {
+                eprintln!("serin: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    async fn run(self, call: &Call<'_>) -> Result<(), CallError> {
+        let json = call.remote.json;
+        let route_path = |r: &str, what: &str| format!("/api/v1/routes/{}/{what}", encode(r));
+        let reason = |r: Option<String>| json!({ "reason": r });
+        let (method, path, body) = match self {
+            Self::Status => {
+                let v = call.send(Method::GET, "/api/v1/status", None).await?;
+                output::print(json, &v, output::status);
+                return Ok(());
+            }
+            Self::Events {
+                route,
+                since,
+                follow,
+            } => return events(call, route, since, follow).await,
+            Self::Revisions => {
+                let v = call.send(Method::GET, "/api/v1/revisions", None).await?;
+                output::print(json, &v, output::revisions);
+                return Ok(());
+            }
+            Self::Weights {
+                route,
+                weights,
+                reason,
+            } => {
+                let weights: BTreeMap<String, f64> = weights.into_iter().collect();
+                let body = json!({ "weights": weights, "reason": reason });
+                (Method::PUT, route_path(&route, "weights"), Some(body))
+            }
+            Self::Rollback {
+                route,
+                gradual,
+                reason,
+            } => {
+                let mode = if gradual { "gradual" } else { "immediate" };
+                let body = json!({ "mode": mode, "reason": reason });
+                (Method::POST, route_path(&route, "rollback"), Some(body))
+            }
+            Self::Promote { route, reason: r } => {
+                (Method::POST, route_path(&route, "promote"), Some(reason(r)))
+            }
+            Self::Pause { route, reason: r } => {
+                (Method::POST, route_path(&route, "pause"), Some(reason(r)))
+            }
+            Self::Resume { route, reason: r } => {
+                (Method::POST, route_path(&route, "resume"), Some(reason(r)))
+            }
+            Self::Restore { id } => (
+                Method::POST,
+                format!("/api/v1/revisions/{}/restore", encode(&id)),
+                None,
+            ),
+            Self::Reload => (Method::POST, "/api/v1/reload".to_owned(), None),
+            Self::Maintenance { state, message } => {
+                let body = json!({ "enabled": matches!(state, OnOff::On), "message": message });
+                (Method::PUT, "/api/v1/maintenance".to_owned(), Some(body))
+            }
+        };
+        let v = call.send(method, &path, body).await?;
+        output::print(json, &v, output::change);
+        Ok(())
+    }
+}
+
+/// `serin events`, once or following.
+async fn events(
+    call: &Call<'_>,
+    route: Option<String>,
+    mut since: u64,
+    follow: bool,
+) -> Result<(), CallError> {
+    loop {
+        let mut path = format!("/api/v1/events?since={since}");
+        if let Some(r) = &route {
+            path.push_str(&format!("&route={}", encode(r)));
+        }
+        let v = call.send(Method::GET, &path, None).await?;
+        let events = v["events"].as_array().cloned().unwrap_or_default();
+        if let Some(last) = events.last().and_then(|e| e["seq"].as_u64()) {
+            since = last;
+        }
+        match (call.remote.json, follow) {
+            // One JSON object per line while following, so a pipe can read it.
+            (true, true) => events.iter().for_each(|e| println!("{e}")),
+            (true, false) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+            (false, _) => events.iter().for_each(output::event),
+        }
+        if !follow {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+struct Call<'a> {
+    client: Client<HttpConnector, Full<Bytes>>,
+    remote: &'a Remote,
+}
+
+impl Call<'_> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CallError> {
+        let url = format!("{}{path}", self.remote.admin.trim_end_matches('/'));
+        let mut req = Request::builder().method(method).uri(&url);
+        if let Some(t) = &self.remote.token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let bytes = match body {
+            Some(b) => {
+                req = req.header(http::header::CONTENT_TYPE, "application/json");
+                Bytes::from(b.to_string())
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(Full::new(bytes))
+            .map_err(|e| CallError::Unreachable(format!("bad --admin URL {url:?}: {e}")))?;
+        let unreachable = |e: String| {
+            CallError::Unreachable(format!("cannot reach serin at {}: {e}", self.remote.admin))
+        };
+        let answer = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| unreachable(error_chain(&e)))?;
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            Ok::<_, CallError>((status, body.to_bytes()))
+        };
+        let (status, body) = tokio::time::timeout(CALL_TIMEOUT, answer)
+            .await
+            .map_err(|_| unreachable(format!("no answer within {}s", CALL_TIMEOUT.as_secs())))??;
+        let value: Option<Value> = serde_json::from_slice(&body).ok();
+        if !status.is_success() {
+            let message = value
+                .as_ref()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
+            return Err(CallError::Refused { status, message });
+        }
+        value.ok_or_else(|| CallError::Refused {
+            status,
+            message: "the answer is not JSON: is --admin serin's admin address?".into(),
+        })
+    }
+}
+
+/// The innermost cause is the useful one ("Connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg = format!("{msg}: {s}");
+        source = s.source();
+    }
+    msg
+}
+
+/// Percent-encodes a path segment or query value (names are usually plain).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn parse_weight(s: &str) -> Result<(String, f64), String> {
+    let (name, w) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not VERSION=WEIGHT, e.g. v2=10"))?;
+    let w: f64 = w
+        .parse()
+        .map_err(|_| format!("`{w}` in `{s}` is not a number"))?;
+    if name.is_empty() {
+        return Err(format!("`{s}` has no version name"));
+    }
+    Ok((name.to_owned(), w))
+}

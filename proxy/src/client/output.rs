@@ -1,0 +1,146 @@
+//! Human output of the REST client: aligned tables and one line per event.
+//! (`--json` bypasses all of this.)
+
+use serde_json::Value;
+
+/// Prints `v` as pretty JSON, or through `human`.
+pub(super) fn print(json: bool, v: &Value, human: fn(&Value)) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        human(v);
+    }
+}
+
+/// `serin status`.
+pub(super) fn status(v: &Value) {
+    let maintenance = if v["maintenance"].as_bool() == Some(true) {
+        "ON"
+    } else {
+        "off"
+    };
+    println!(
+        "revision {}   maintenance {maintenance}",
+        text(&v["revision"])
+    );
+    let empty = Vec::new();
+    let routes = v["routes"].as_array().unwrap_or(&empty);
+    table(&routes_rows(routes));
+}
+
+/// A route change, a reload or a maintenance answer.
+pub(super) fn change(v: &Value) {
+    if v["route"].is_object() {
+        table(&routes_rows(std::slice::from_ref(&v["route"])));
+    } else if let Some(result) = v["result"].as_str() {
+        println!("{result}: revision {} in force", text(&v["revision"]));
+    } else if let Some(on) = v["enabled"].as_bool() {
+        match on {
+            true => println!("maintenance ON: {}", text(&v["message"])),
+            false => println!("maintenance off"),
+        }
+    }
+    if v["event"].is_object() {
+        event(&v["event"]);
+    }
+}
+
+/// `serin revisions`: `*` marks the revision in force.
+pub(super) fn revisions(v: &Value) {
+    let current = v["current"].as_str().unwrap_or("");
+    let mut rows = vec![row(&["", "ID", "TIME", "SHA256", "ACTOR"])];
+    for r in v["revisions"].as_array().into_iter().flatten() {
+        let id = text(&r["id"]);
+        let mark = if id == current { "*" } else { "" };
+        let sha = text(&r["sha256"]);
+        rows.push(row(&[
+            mark,
+            &id,
+            &text(&r["time"]),
+            sha.get(..12).unwrap_or(&sha),
+            &text(&r["actor"]),
+        ]));
+    }
+    table(&rows);
+}
+
+/// One event: `#SEQ TIME ACTOR KIND ROUTE [VERSION] [BEFORE → AFTER] REASON`.
+pub(super) fn event(e: &Value) {
+    let mut line = format!(
+        "#{} {} {:<6} {}",
+        e["seq"],
+        text(&e["time"]),
+        text(&e["actor"]),
+        text(&e["kind"])
+    );
+    for key in ["route", "version"] {
+        if let Some(s) = e[key].as_str() {
+            line.push(' ');
+            line.push_str(s);
+        }
+    }
+    if !e["before"].is_null() || !e["after"].is_null() {
+        line.push_str(&format!(" {} → {}", e["before"], e["after"]));
+    }
+    println!("{line}: {}", text(&e["reason"]));
+}
+
+fn routes_rows(routes: &[Value]) -> Vec<Vec<String>> {
+    let mut rows = vec![row(&[
+        "ROUTE", "STATE", "VERSION", "WEIGHT", "SHARE", "BREAKER", "HEALTH", "URL",
+    ])];
+    for r in routes {
+        for (i, v) in r["versions"].as_array().into_iter().flatten().enumerate() {
+            let (name, state) = if i == 0 {
+                (text(&r["name"]), text(&r["state"]))
+            } else {
+                (String::new(), String::new())
+            };
+            let share = v["share"]
+                .as_f64()
+                .map_or_else(String::new, |s| format!("{:.1}%", s * 100.0));
+            rows.push(row(&[
+                &name,
+                &state,
+                &text(&v["name"]),
+                &v["weight"].to_string(),
+                &share,
+                &text(&v["breaker"]),
+                &text(&v["health"]),
+                &text(&v["url"]),
+            ]));
+        }
+    }
+    rows
+}
+
+fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| (*c).to_owned()).collect()
+}
+
+/// Prints rows with columns padded to their widest cell.
+fn table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+/// A string value as is, anything else as JSON.
+fn text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}

@@ -1,0 +1,191 @@
+//! The `serin` REST client against a running serin: tables, `--json`,
+//! and exit codes (0 done, 1 refused, 2 unreachable or usage).
+
+use std::process::Output;
+
+use serde_json::Value;
+use serin_loadtest::FakeVersion;
+use serin_tests::{one_route, serin_bin, TestEnv, TOKEN};
+
+async fn serin(env_admin: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(serin_bin())
+        .args(args)
+        .args(["--admin", env_admin])
+        .env_remove("SERIN_ADMIN_TOKEN")
+        .env_remove("SERIN_ADMIN")
+        .output()
+        .await
+        .expect("run serin")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_then_status_and_exit_codes() {
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let env = TestEnv::start(&one_route(
+        &[("v1", &v1.url(), 90.0), ("v2", &v2.url(), 10.0)],
+        "",
+    ))
+    .await;
+    let admin = env.admin_url("");
+
+    let o = serin(
+        &admin,
+        &[
+            "weights", "svc", "v1=75", "v2=25", "--reason", "cli test", "--token", TOKEN,
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("weights_changed"), "{}", stdout(&o));
+
+    let o = serin(&admin, &["status", "--json"]).await;
+    assert_eq!(o.status.code(), Some(0));
+    let status: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["routes"][0]["weights"]["v2"], 25);
+
+    let o = serin(&admin, &["status"]).await;
+    let table = stdout(&o);
+    assert!(
+        table.contains("revision r1") && table.contains("VERSION"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("v2") && l.contains("25.0%")),
+        "{table}"
+    );
+
+    let o = serin(&admin, &["events", "--route", "svc"]).await;
+    assert!(
+        stdout(&o).contains("weights_changed svc") && stdout(&o).contains("cli test"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Refused by the server: exit 1 with its message.
+    let o = serin(&admin, &["weights", "nope", "v1=1", "--token", TOKEN]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("404") && stderr(&o).contains("no route named"),
+        "{}",
+        stderr(&o)
+    );
+    let o = serin(
+        &admin,
+        &["weights", "svc", "v1=0", "v2=0", "--token", TOKEN],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "all-zero is refused");
+    let o = serin(&admin, &["weights", "svc", "v1=1"]).await;
+    assert_eq!(o.status.code(), Some(1), "no token: 401");
+    assert!(stderr(&o).contains("401"), "{}", stderr(&o));
+
+    // Usage errors and an unreachable serin: exit 2.
+    let o = serin(&admin, &["weights", "svc", "v1"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    let nothing = format!("http://{}", serin_tests::process::free_addr());
+    let o = serin(&nothing, &["status"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot reach serin"), "{}", stderr(&o));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_revisions_reload_and_rollback() {
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let env = TestEnv::start(&one_route(
+        &[("v1", &v1.url(), 90.0), ("v2", &v2.url(), 10.0)],
+        "",
+    ))
+    .await;
+    let admin = env.admin_url("");
+    let t = ["--token", TOKEN];
+
+    let o = serin(
+        &admin,
+        &["maintenance", "on", "-m", "upgrading", t[0], t[1]],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("maintenance ON: upgrading"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(env.live.snapshot().maintenance.is_some());
+    let o = serin(&admin, &["maintenance", "off", t[0], t[1]]).await;
+    assert_eq!(o.status.code(), Some(0));
+    assert!(env.live.snapshot().maintenance.is_none());
+
+    let o = serin(&admin, &["reload", t[0], t[1]]).await;
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("unchanged: revision r1"),
+        "{}",
+        stdout(&o)
+    );
+    let o = serin(&admin, &["revisions"]).await;
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with('*') && l.contains("r1")),
+        "{}",
+        stdout(&o)
+    );
+    let o = serin(&admin, &["restore", "r9", t[0], t[1]]).await;
+    assert_eq!(o.status.code(), Some(1));
+
+    let o = serin(
+        &admin,
+        &["rollback", "svc", "--reason", "pager", t[0], t[1]],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("rolled_back"), "{}", stdout(&o));
+    let o = serin(&admin, &["resume", "svc", "--json", t[0], t[1]]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["route"]["weights"]["v2"], 10);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn no_token_and_a_public_admin_address_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serin.toml");
+    // Never bound: serin checks the token before it binds anything.
+    let text = format!(
+        "[listen]\nhttp = \"127.0.0.1:1\"\n[admin]\naddr = \"0.0.0.0:2\"\n[state]\ndir = \"{}\"\n{}",
+        dir.path().join("state").display(),
+        "[[routes]]\nname = \"svc\"\n[[routes.versions]]\nname = \"v1\"\nurl = \"http://127.0.0.1:3\"\nweight = 1\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    let o = tokio::process::Command::new(serin_bin())
+        .args(["run", "--config"])
+        .arg(&path)
+        .env_remove("SERIN_ADMIN_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not loopback and no token is set"),
+        "{}",
+        stderr(&o)
+    );
+}
