@@ -84,6 +84,11 @@ impl App {
     pub fn new(config: Config) -> Result<Self, LiveError> {
         let shared = Shared::open(&config.state.dir)?;
         let live = Arc::new(Live::open(config, shared)?);
+        // A benchmarking switch (BENCHMARKS.md, telemetry on vs off in one
+        // run): with it off, breakers and rollback rules see no traffic.
+        if std::env::var_os("SERIN_TELEMETRY").is_some_and(|v| v == "off") {
+            live.shared().telemetry.set_enabled(false);
+        }
         let proxy = Arc::new(Proxy::new(live.clone()));
         Ok(Self {
             live,
