@@ -47,7 +47,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-pub use stats::VersionStats;
+pub use stats::{Tally, VersionStats};
 pub use window::WindowStats;
 
 use shard::lock;

@@ -76,7 +76,7 @@ fn evaluate(live: &Live, route: &RouteSnap, v: &VersionSnap, cfg: &serin_config:
         BreakerState::Closed => {
             // Failures from before the last close do not count again.
             let look = cfg.window.min(v.breaker.closed_for());
-            let w = v.stats.window(look);
+            let w = v.stats.tally(look);
             let Some(rate) = w.error_rate() else {
                 return false;
             };
