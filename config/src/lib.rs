@@ -11,6 +11,7 @@
 //! - `model` — the validated types every other crate codes against.
 //! - `rule` — rule expressions (`error_rate > 5%`, `p99 > baseline * 1.5`):
 //!   AST, parser (`rule/parse.rs`), and small evaluation helpers.
+//! - `limits` — `[limits]` defaults and [`Cidr`] (`trusted_proxies`).
 //! - `units` — durations, percentages and sizes, parsed exactly.
 //! - `raw` — the serde mirror of the TOML, with spans on every value.
 //! - `validate` — raw → model: defaults, cross-references, collected errors.
@@ -22,6 +23,7 @@
 //! [`load`] and [`watch`] are the only functions that touch the file system.
 
 mod error;
+mod limits;
 mod model;
 mod raw;
 mod rule;

@@ -3,7 +3,7 @@
 //! These types are what the rest of serin sees. They derive `PartialEq` so a
 //! reload that changes nothing can be skipped (STYLE.md §4).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,6 +18,8 @@ pub struct Config {
     pub admin: Admin,
     /// `[state]`
     pub state: State,
+    /// `[limits]`: every field has a default, so the table is optional.
+    pub limits: Limits,
     /// `[[notify]]`, in file order.
     pub notify: Vec<Notify>,
     /// `[[routes]]`, in file order; names unique.
@@ -58,6 +60,48 @@ pub struct State {
     /// Routing-file revisions kept in `dir/revisions/`, oldest dropped
     /// first. At least 1; default 50.
     pub keep_revisions: usize,
+}
+
+/// `[limits]`: what one client may cost serin, and how long serin waits.
+/// Bound when the listeners start: a change needs a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// A request head (HTTP/1.1) must arrive whole within this, counted from
+    /// the connection's start or, on a kept-alive connection, from the first
+    /// byte of the next request (slowloris). Default 10s.
+    pub header_read_timeout: Duration,
+    /// Largest request head (HTTP/1.1) or header list (HTTP/2) accepted;
+    /// larger gets 431. Default 64 KiB; 8 KiB ..= 1 MiB.
+    pub max_header_bytes: u64,
+    /// A connection with no request in flight and no bytes moving is closed
+    /// after this (HTTP/2: GOAWAY). Default 60s.
+    pub idle_timeout: Duration,
+    /// Client connections open at once; at the limit, accepting pauses.
+    /// Default 10000.
+    pub max_connections: usize,
+    /// Streams one HTTP/2 connection may have open at once. Default 100.
+    pub max_concurrent_streams: u32,
+    /// A request body that makes no progress for this long is cut.
+    /// Default 60s.
+    pub body_read_timeout: Duration,
+    /// Connecting to a version gives up after this (a version's `timeout`
+    /// bounds the wait for response headers). Default 2s.
+    pub upstream_connect_timeout: Duration,
+    /// After SIGTERM/SIGINT, in-flight requests may finish for this long.
+    /// Default 30s.
+    pub drain_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is kept (the peer is appended); any
+    /// other peer's is replaced by its address. Default empty.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// An IP network, `10.0.0.0/8` or `::1/128`; a bare address is one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network address, with the bits past `prefix` cleared.
+    pub addr: IpAddr,
+    /// Leading bits that must match: at most 32 (IPv4) or 128 (IPv6).
+    pub prefix: u8,
 }
 
 /// `[[notify]]`: a webhook that receives events as JSON.

@@ -21,6 +21,7 @@ pub(crate) struct RawConfig {
     pub(crate) listen: Option<Spanned<RawListen>>,
     pub(crate) admin: Option<RawAdmin>,
     pub(crate) state: Option<RawState>,
+    pub(crate) limits: Option<RawLimits>,
     #[serde(default)]
     pub(crate) notify: Vec<RawNotify>,
     #[serde(default)]
@@ -49,6 +50,20 @@ pub(crate) struct RawAdmin {
 pub(crate) struct RawState {
     pub(crate) dir: Option<Str>,
     pub(crate) keep_revisions: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub(crate) header_read_timeout: Option<Str>,
+    pub(crate) max_header_bytes: Option<Str>,
+    pub(crate) idle_timeout: Option<Str>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) max_concurrent_streams: Option<Spanned<i64>>,
+    pub(crate) body_read_timeout: Option<Str>,
+    pub(crate) upstream_connect_timeout: Option<Str>,
+    pub(crate) drain_timeout: Option<Str>,
+    pub(crate) trusted_proxies: Option<Vec<Str>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,7 +8,8 @@
 //! Layout: this file holds the context and the top-level sections;
 //! `validate/route.rs` a route's matching and versions;
 //! `validate/resilience.rs` fallback, breaker and health check;
-//! `validate/rollback.rs` rollback, rollout and rules.
+//! `validate/rollback.rs` rollback, rollout and rules; `validate/limits.rs`
+//! the `[limits]` table.
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -23,6 +24,7 @@ use crate::model::{Admin, Config, Listen, Notify, State};
 use crate::raw::{RawAdmin, RawConfig, RawListen, RawNotify, RawState, Str};
 use crate::units::parse_duration;
 
+mod limits;
 mod resilience;
 mod rollback;
 mod route;
@@ -42,12 +44,14 @@ pub(crate) fn validate(raw: RawConfig, src: Source<'_>) -> Result<Config, Config
     let listen = listen(&mut cx, raw.listen.as_ref());
     let admin = admin(&mut cx, raw.admin.as_ref(), &listen);
     let state = state(&mut cx, raw.state.as_ref());
+    let limits = limits::limits(&mut cx, raw.limits.as_ref());
     let notify = raw.notify.iter().map(|n| notify(&mut cx, n)).collect();
     let routes = route::routes(&mut cx, &raw.routes);
     let config = Config {
         listen,
         admin,
         state,
+        limits,
         notify,
         routes,
     };

@@ -147,6 +147,13 @@ impl Fault {
         }
     }
 
+    /// Whether a drill is on and not over (an idle version never reaches
+    /// [`Fault::inject`], which would turn an expired drill off).
+    pub fn running(&self) -> bool {
+        let now = Instant::now().saturating_duration_since(epoch()).as_nanos() as u64;
+        self.active() && now < self.until_ns.load(Acquire)
+    }
+
     fn arm(&self, scenario: Scenario, rate: f64, latency: Duration, duration: Duration) {
         let s = match scenario {
             Scenario::InjectErrors => 0,
@@ -209,7 +216,7 @@ impl Drills {
         if duration.is_zero() || duration > Duration::from_secs(3600) {
             return Err(bad("duration must be between 1s and 1h".into()));
         }
-        if version.drill.active() {
+        if version.drill.running() {
             return Err(bad(format!(
                 "a drill is already running on {}/{}",
                 spec.route, spec.version

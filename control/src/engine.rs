@@ -47,6 +47,10 @@ pub const TICK: Duration = Duration::from_secs(1);
 /// confirmation: the decisions themselves are in the saved state).
 #[derive(Debug, Default)]
 struct Track {
+    /// The persisted (phase, step, since) this timing belongs to.
+    key: Option<(crate::persist::Phase, Option<usize>, Option<String>)>,
+    /// When this phase and step began, as the engine saw it.
+    since: Option<Instant>,
     /// Since when each level (critical, warning, watch) has been breached.
     breached: [Option<Instant>; 3],
     /// Since when no level has been breached.
@@ -95,7 +99,21 @@ pub fn spawn(live: Arc<Live>, tick: Duration) -> tokio::task::JoinHandle<()> {
                     Err(_) => {}
                 },
             }
-            tick::evaluate(&live, &mut tracks);
+            // Decisions fsync the state file and the audit log: off the
+            // runtime's workers, which serve requests.
+            let l = live.clone();
+            tracks = match tokio::task::spawn_blocking(move || {
+                tick::evaluate(&l, &mut tracks);
+                tracks
+            })
+            .await
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "engine tick failed");
+                    HashMap::new()
+                }
+            };
         }
     })
 }

@@ -266,14 +266,31 @@ impl Live {
     /// nothing changed then, and no event is recorded.
     pub fn update(
         &self,
-        mut draft: Draft,
+        draft: Draft,
         change: impl FnOnce(&Config, &mut LiveState) -> Result<(), LiveError>,
+    ) -> Result<Event, LiveError> {
+        self.update_with(draft, |config, state, _| change(config, state))
+    }
+
+    /// As [`Live::update`], with the draft in reach of `change` (its kind
+    /// or reason may depend on what the change finds).
+    ///
+    /// # Errors
+    /// As [`Live::update`].
+    pub fn update_with(
+        &self,
+        mut draft: Draft,
+        change: impl FnOnce(&Config, &mut LiveState, &mut Draft) -> Result<(), LiveError>,
     ) -> Result<Event, LiveError> {
         let mut inner = self.lock();
         let mut next = inner.state.clone();
-        change(&inner.config, &mut next)?;
-        self.commit(&mut inner, None, next, &mut draft)?;
-        Ok(self.shared.events.record(draft))
+        change(&inner.config, &mut next, &mut draft)?;
+        let snapshot = self.commit(&mut inner, None, next, &mut draft)?;
+        // Saved, then audited, then swapped: no request sees a change
+        // that is not on disk and in the log.
+        let event = self.shared.events.record(draft);
+        self.table.store(Arc::new(snapshot));
+        Ok(event)
     }
 
     /// Replaces the routing file: `merge` carries the live state over to
@@ -290,8 +307,10 @@ impl Live {
         let mut inner = self.lock();
         let mut next = inner.state.clone();
         merge(&inner.config, &config, &mut next);
-        self.commit(&mut inner, Some(Arc::new(config)), next, &mut draft)?;
-        Ok(self.shared.events.record(draft))
+        let snapshot = self.commit(&mut inner, Some(Arc::new(config)), next, &mut draft)?;
+        let event = self.shared.events.record(draft);
+        self.table.store(Arc::new(snapshot));
+        Ok(event)
     }
 
     fn commit(
@@ -300,7 +319,7 @@ impl Live {
         config: Option<Arc<Config>>,
         next: LiveState,
         draft: &mut Draft,
-    ) -> Result<(), LiveError> {
+    ) -> Result<Snapshot, LiveError> {
         let config = config.unwrap_or_else(|| inner.config.clone());
         let snapshot = compile::compile(&config, &next, &self.shared)?;
         if let (Some(route), true) = (draft.route.clone(), draft.before.is_null()) {
@@ -310,12 +329,12 @@ impl Live {
         if let Some(file) = &self.file {
             file.save(&next)?;
         }
-        // Saved first, swapped after: a crash in between restarts into the
-        // new state, never acknowledges a change that is not on disk.
+        // Saved first; the caller audits, then swaps. A crash in between
+        // restarts into the new state, never acknowledges a change that is
+        // not on disk.
         inner.config = config;
         inner.state = next;
-        self.table.store(Arc::new(snapshot));
-        Ok(())
+        Ok(snapshot)
     }
 
     /// Sets live weights of `route` (versions not named keep theirs).

@@ -6,7 +6,7 @@
 //! - the file does not parse or validate: `config_rejected` (reason
 //!   `file:line:col: message`), `serin_config_reloads_total{result="rejected"}`,
 //!   the last good table keeps serving;
-//! - `[listen]`, `[admin]` or `[state]` changed: those are bound at start
+//! - `[listen]`, `[admin]`, `[state]` or `[limits]` changed: those are bound at start
 //!   and cannot change live, so the whole file is refused the same way;
 //! - the file means what the running table already means: skipped, no
 //!   revision, `result="unchanged"`.
@@ -136,13 +136,21 @@ impl Reloader {
             .and_then(|t| serin_config::parse(&t, old_id).ok());
         if let Some(old) = old {
             let new = (*self.live.config()).clone();
-            let mut preview = self.live.state();
+            let before = self.live.state();
+            let mut preview = before.clone();
             let notes = merge(&old, &new, &mut preview, MergeMode::Reload);
             let reason = reason(
                 &format!("routing file changed while serin was stopped ({old_id} → {id})"),
                 &notes,
             );
-            let draft = Draft::new(Actor::File, "config_applied", reason);
+            // Weights before and after, as a reload records them: the audit
+            // log must say what the restart left live (crash test).
+            let after = LiveState {
+                revision: id.clone(),
+                ..preview
+            };
+            let draft = Draft::new(Actor::File, "config_applied", reason)
+                .change(table_json(&old, &before), table_json(&new, &after));
             self.live.replace_config(new, draft, |_, new, st| {
                 merge(&old, new, st, MergeMode::Reload);
                 st.revision.clone_from(&id);
@@ -304,12 +312,14 @@ impl Reloader {
 }
 
 /// Why `new` cannot replace `current` live, if it cannot: the listeners,
-/// the admin address and token, and the state directory are bound at start.
+/// the admin address and token, the state directory and the connection
+/// limits are bound at start.
 fn fixed_sections(current: &Config, new: &Config) -> Option<String> {
     let changed: Vec<&str> = [
         ("[listen]", current.listen != new.listen),
         ("[admin]", current.admin != new.admin),
         ("[state]", current.state != new.state),
+        ("[limits]", current.limits != new.limits),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

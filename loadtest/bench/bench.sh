@@ -1,41 +1,125 @@
 #!/usr/bin/env bash
-# serin vs a direct connection vs nginx, as the same weighted 90/10 proxy over
-# the same fake upstreams, measured interleaved in one run with serin-load and
-# wrk, at 1 and 2 proxy worker threads. Loopback only; every step is bounded.
+# serin vs nginx vs HAProxy vs a direct connection, all three proxies set up
+# as the same weighted 90/10 proxy (keep-alive to the upstreams) over the same
+# two fake versions, measured in ONE interleaved run (direct, serin, nginx,
+# HAProxy, direct, serin, ... for N rounds) with the same load generators, at
+# 1 and at 2 proxy worker threads:
+#   (a) max throughput, 64 connections: serin-load --rate 0 and wrk -c64
+#   (b) latency percentiles at a fixed moderate rate (serin-load open loop)
+#   (c) RSS with 10,000 idle keep-alive connections held open (hold.py)
+#   (d) CPU seconds per 10k requests, from /proc/PID/stat around (b)
+# and two serin-only comparisons in the same rounds:
+#   (e) a route with fallback chain + breaker (/safe) vs the plain route (/plain)
+#   (f) telemetry on vs off (a second serin with SERIN_TELEMETRY=off)
 #
-#   loadtest/bench/bench.sh [--quick]        (writes loadtest/bench/results.md)
+#   loadtest/bench/bench.sh [--quick] [--rounds N] [--duration 5s] [--rate 2000]
+#                           [--idle 10000] [--workers "1 2"] [--no-build]
+#
+# Writes loadtest/bench/raw.jsonl (every measurement), results.md and
+# latency.svg (summarize.py). Loopback only; every step is bounded in time;
+# only processes this script started are stopped, by PID, on exit.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+bench=$root/loadtest/bench
 cd "$root"
-DUR=${DUR:-10s}
-ROUNDS=${ROUNDS:-2}
-RATE=${RATE:-2000}
-[ "${1:-}" = "--quick" ] && { DUR=3s; ROUNDS=1; }
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
+DUR=5s ROUNDS=3 RATE=2000 IDLE=10000 WORKERS="1 2" BUILD=1 QUICK=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1; DUR=2s; ROUNDS=1 ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --duration) DUR=$2; shift ;;
+    --rate) RATE=$2; shift ;;
+    --idle) IDLE=$2; shift ;;
+    --workers) WORKERS=$2; shift ;;
+    --no-build) BUILD=0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$DUR" in *s) dur_s=${DUR%s} ;; *) echo "bench.sh: --duration wants seconds, e.g. 6s" >&2; exit 2 ;; esac
+started=$(date +%s)
+log() { printf '[%4ss] %s\n' $(( $(date +%s) - started )) "$*" >&2; }
+
+# --- tools -----------------------------------------------------------------
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  log "installing $2 from Debian"
+  timeout 300 apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$2" >/dev/null
+}
 need nginx nginx
+need haproxy haproxy
 need wrk wrk
-
-cargo build --release --bin serin --bin serin-load
+if [ "$BUILD" = 1 ]; then
+  log "cargo build --release --bin serin --bin serin-load"
+  timeout 1800 cargo build --release --bin serin --bin serin-load
+fi
 BIN=$root/target/release
-work=$(mktemp -d)
+
+# 10,000 idle connections need 10,000 descriptors on each side.
+ulimit -Hn 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" -lt $((IDLE + 1000)) ]; then
+  IDLE=$(( $(ulimit -n) - 1000 ))
+  log "ulimit -n is $(ulimit -n): holding $IDLE idle connections instead"
+fi
+
+# --- processes: every PID we start, and only those, is stopped on exit -----
+work=$(mktemp -d /tmp/serin-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+stop_pid() {
+  local p=$1 i
+  kill -TERM "$p" 2>/dev/null || return 0
+  for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+}
+forget() { # PID: stopped or finished, so never signalled again
+  local p keep=()
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+cleanup() {
+  local rc=$? p
+  for p in "${pids[@]}"; do stop_pid "$p"; done
+  if [ "$rc" = 0 ]; then rm -rf "$work"; else echo "bench.sh: failed ($rc); logs kept in $work" >&2; fi
+}
 trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+# A watchdog: the whole run is bounded, whatever hangs.
+max_run=$(( QUICK ? 420 : 1500 ))
+(
+  trap 'kill "$sp" 2>/dev/null; wait "$sp"; exit 0' TERM
+  sleep "$max_run" & sp=$!
+  wait "$sp" && { echo "bench.sh: over ${max_run}s, giving up" >&2; kill -TERM $$; }
+) & pids+=($!)
 
-P_V1=19101 P_V2=19102 P_SERIN=19180 P_ADMIN=19190 P_NGINX=19181
-"$BIN/serin-load" upstream --name v1 --listen 127.0.0.1:$P_V1 >/dev/null & pids+=($!)
-"$BIN/serin-load" upstream --name v2 --listen 127.0.0.1:$P_V2 >/dev/null & pids+=($!)
+P_V1=19101 P_V2=19102 P_SERIN=19180 P_NGINX=19181 P_HAPROXY=19182 P_NOTEL=19183 P_ADMIN=19190 P_ADMIN2=19193
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in $P_V1 $P_V2 $P_SERIN $P_NGINX $P_HAPROXY $P_NOTEL $P_ADMIN $P_ADMIN2; do
+  port_open "$p" && { echo "bench.sh: 127.0.0.1:$p is already in use" >&2; exit 1; }
+done
+wait_port() {
+  local i
+  for i in $(seq 100); do port_open "$1" && return 0; sleep 0.1; done
+  echo "bench.sh: 127.0.0.1:$1 did not open (logs in $work)" >&2; exit 1
+}
 
-cat >"$work/serin.toml" <<TOML
+# --- the same 90/10 proxy, three ways ----------------------------------------
+serin_toml() { # FILE PORT ADMIN STATE
+  cat >"$1" <<TOML
 [listen]
-http = "127.0.0.1:$P_SERIN"
+http = "127.0.0.1:$2"
 [admin]
-addr = "127.0.0.1:$P_ADMIN"
+addr = "127.0.0.1:$3"
 [state]
-dir = "$work/state"
+dir = "$4"
+
 [[routes]]
-name = "bench"
+name = "plain"
+path_prefix = "/plain"
   [[routes.versions]]
   name = "v1"
   url = "http://127.0.0.1:$P_V1"
@@ -44,66 +128,194 @@ name = "bench"
   name = "v2"
   url = "http://127.0.0.1:$P_V2"
   weight = 10
-TOML
 
-nginx_conf() {
+# The same split with the safety net on (issue 3): a healthy route must pay
+# nothing for a chain and a breaker it does not use.
+[[routes]]
+name = "safe"
+path_prefix = "/safe"
+  [[routes.versions]]
+  name = "v1"
+  url = "http://127.0.0.1:$P_V1"
+  weight = 90
+  timeout = "10s"
+  [[routes.versions]]
+  name = "v2"
+  url = "http://127.0.0.1:$P_V2"
+  weight = 10
+  timeout = "3s"
+  [routes.fallback]
+  chain = ["v2", "v1"]
+  on = ["connect", "timeout", "5xx"]
+  [routes.breaker]
+  error_rate = "50%"
+  min_requests = 20
+  window = "10s"
+  open_for = "30s"
+TOML
+}
+serin_toml "$work/serin.toml" $P_SERIN $P_ADMIN "$work/state"
+serin_toml "$work/serin-notel.toml" $P_NOTEL $P_ADMIN2 "$work/state-notel"
+
+nginx_conf() { # WORKERS
+  mkdir -p "$work/nginx"
   cat >"$work/nginx.conf" <<NGINX
 worker_processes $1;
+worker_rlimit_nofile $(( IDLE + 4096 ));
 pid $work/nginx.pid;
 error_log $work/nginx-error.log warn;
 daemon off;
-events { worker_connections 4096; }
+events { worker_connections $(( IDLE + 2048 )); }
 http {
   access_log off;
-  upstream bench { server 127.0.0.1:$P_V1 weight=9; server 127.0.0.1:$P_V2 weight=1; keepalive 128; }
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  keepalive_timeout 300s;
+  keepalive_requests 1000000;
+  upstream versions {
+    server 127.0.0.1:$P_V1 weight=9;
+    server 127.0.0.1:$P_V2 weight=1;
+    keepalive 128;
+    keepalive_requests 1000000;
+  }
   server {
     listen 127.0.0.1:$P_NGINX reuseport;
-    location / { proxy_pass http://bench; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location / {
+      proxy_pass http://versions;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+    }
   }
 }
 NGINX
 }
 
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; exit 1; }
+haproxy_conf() { # WORKERS
+  cat >"$work/haproxy.cfg" <<HAPROXY
+global
+  nbthread $1
+  maxconn $(( IDLE + 2048 ))
+  # HAProxy wants 2 descriptors per connection and refuses to start when it
+  # cannot raise the limit that far; idle client connections need only one.
+  no strict-limits
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  timeout http-keep-alive 300s
+  option http-keep-alive
+  option forwardfor
+  http-reuse always
+frontend bench
+  bind 127.0.0.1:$P_HAPROXY
+  default_backend versions
+backend versions
+  balance roundrobin
+  server v1 127.0.0.1:$P_V1 weight 9
+  server v2 127.0.0.1:$P_V2 weight 1
+HAPROXY
+}
+
+# --- measurements ----------------------------------------------------------
+raw=$work/raw.jsonl
+: >"$raw"
+probe() { python3 "$bench/probe.py" "$@"; }
+declare -A PORT=([direct]=$P_V1 [serin]=$P_SERIN [serin-safe]=$P_SERIN [serin-notel]=$P_NOTEL [nginx]=$P_NGINX [haproxy]=$P_HAPROXY)
+declare -A PATH_OF=([direct]=/plain [serin]=/plain [serin-safe]=/safe [serin-notel]=/plain [nginx]=/plain [haproxy]=/plain)
+declare -A PID
+url() { echo "http://127.0.0.1:${PORT[$1]}${PATH_OF[$1]}"; }
+MAIN="direct serin nginx haproxy"
+ALL="direct serin serin-safe serin-notel nginx haproxy"
+bound=$(( dur_s + 30 ))
+
+load() { # OUT ARGS...: one serin-load run, JSON report into OUT
+  local out=$1; shift
+  timeout "$bound" "$BIN/serin-load" "$@" --json >"$out" 2>>"$work/serin-load.err" || log "serin-load failed: $*"
+}
+
+measure_max() { # TARGET WORKERS ROUND
+  load "$work/m.json" --url "$(url "$1")" --rate 0 --duration "$DUR" --connections 64
+  probe emit kind=max target="$1" workers="$2" round="$3" report=@"$work/m.json" >>"$raw"
+}
+measure_wrk() {
+  timeout "$bound" wrk -t2 -c64 -d"$DUR" --timeout 5s --latency "$(url "$1")" >"$work/w.txt" 2>&1 || log "wrk failed on $1"
+  probe emit kind=wrk target="$1" workers="$2" round="$3" text=@@"$work/w.txt" >>"$raw"
+}
+measure_fixed() {
+  local pid=${PID[$1]} c0 c1
+  c0=$(probe cpu "$pid")
+  load "$work/f.json" --url "$(url "$1")" --rate "$RATE" --duration "$DUR" --connections 32
+  c1=$(probe cpu "$pid")
+  probe emit kind=fixed target="$1" workers="$2" round="$3" cpu0="$c0" cpu1="$c1" report=@"$work/f.json" >>"$raw"
+}
+measure_memory() { # TARGET WORKERS
+  local pid=${PID[$1]} rss0 rss1 hp i
+  rss0=$(probe rss "$pid")
+  timeout 150 python3 "$bench/hold.py" 127.0.0.1 "${PORT[$1]}" "${PATH_OF[$1]}" "$IDLE" 2 >"$work/hold.txt" 2>>"$work/hold.err" & hp=$!; pids+=($hp)
+  for i in $(seq 1200); do grep -q '^ready' "$work/hold.txt" && break; kill -0 "$hp" 2>/dev/null || break; sleep 0.1; done
+  sleep 1
+  rss1=$(probe rss "$pid")
+  wait "$hp" || log "hold.py failed on $1"
+  forget "$hp"
+  sed -n 's/^ready //p' "$work/hold.txt" >"$work/ready.json"
+  sed -n 's/^done //p' "$work/hold.txt" >"$work/done.json"
+  probe emit kind=memory target="$1" workers="$2" idle="$IDLE" rss0_kib="$rss0" rss1_kib="$rss1" \
+    ready=@"$work/ready.json" done=@"$work/done.json" >>"$raw"
+  sleep 1 # let the proxy see the closes before the next measurement
+}
+
+probe emit kind=meta nproc="$(nproc)" cpu="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)" \
+  mem_kib="$(sed -n 's/^MemTotal: *\([0-9]*\).*/\1/p' /proc/meminfo)" kernel="$(uname -r)" \
+  nginx="$(nginx -v 2>&1 | sed 's/.*\///')" haproxy="$(haproxy -v | head -1 | awk '{print $3}')" \
+  wrk="$(wrk -v 2>&1 | head -1 | awk '{print $2}')" git="$(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty)" \
+  date="$(date -u +%FT%TZ)" loadavg_start="$(cut -d' ' -f1-3 /proc/loadavg)" \
+  duration="$DUR" rounds="$ROUNDS" rate="$RATE" idle="$IDLE" quick="$QUICK" >>"$raw"
+
+"$BIN/serin-load" upstream --name v1 --listen 127.0.0.1:$P_V1 >"$work/v1.log" 2>&1 & pids+=($!); PID[direct]=$!
+"$BIN/serin-load" upstream --name v2 --listen 127.0.0.1:$P_V2 >"$work/v2.log" 2>&1 & pids+=($!)
 wait_port $P_V1; wait_port $P_V2
 
-declare -A URL=([direct]="http://127.0.0.1:$P_V1/" [serin]="http://127.0.0.1:$P_SERIN/" [nginx]="http://127.0.0.1:$P_NGINX/")
-raw="$work/raw.jsonl"
-: >"$raw"
+for workers in $WORKERS; do
+  log "== $workers worker(s): starting serin, serin (telemetry off), nginx, HAProxy"
+  "$BIN/serin" run --config "$work/serin.toml" --workers "$workers" >"$work/serin-$workers.log" 2>&1 & pids+=($!); PID[serin]=$!; PID[serin-safe]=$!
+  SERIN_TELEMETRY=off "$BIN/serin" run --config "$work/serin-notel.toml" --workers "$workers" >"$work/serin-notel-$workers.log" 2>&1 & pids+=($!); PID[serin-notel]=$!
+  nginx_conf "$workers"
+  nginx -p "$work/nginx" -e "$work/nginx-error.log" -c "$work/nginx.conf" & pids+=($!); PID[nginx]=$!
+  haproxy_conf "$workers"
+  haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy-$workers.log" 2>&1 & pids+=($!); PID[haproxy]=$!
+  for p in $P_SERIN $P_NOTEL $P_NGINX $P_HAPROXY; do wait_port "$p"; done
 
-for workers in 1 2; do
-  "$BIN/serin" run --config "$work/serin.toml" --workers $workers 2>"$work/serin.log" & serin_pid=$!; pids+=($serin_pid)
-  nginx_conf $workers
-  nginx -c "$work/nginx.conf" 2>>"$work/nginx-error.log" & nginx_pid=$!; pids+=($nginx_pid)
-  wait_port $P_SERIN; wait_port $P_NGINX
+  # Warm-up, and proof that every target answers and splits 90/10.
+  for target in $ALL; do
+    load "$work/s.json" --url "$(url "$target")" --rate 0 --duration 1s --connections 64
+    probe emit kind=warmup target="$target" workers="$workers" report=@"$work/s.json" >>"$raw"
+  done
+  log "warm-up done; split: $(python3 "$bench/summarize.py" --split "$raw" "$workers")"
+
+  for target in $MAIN; do
+    measure_memory "$target" "$workers"
+    log "memory $target: $(tail -n1 "$raw" | cut -c1-200)"
+  done
+
   for round in $(seq "$ROUNDS"); do
-    for target in direct serin nginx; do
-      url=${URL[$target]}
-      # Warm-up, then max throughput (closed loop, 64 connections).
-      "$BIN/serin-load" --url "$url" --rate 0 --duration 1s --connections 64 --json >/dev/null
-      max=$("$BIN/serin-load" --url "$url" --rate 0 --duration "$DUR" --connections 64 --json)
-      # Latency at a fixed moderate rate (open loop).
-      fixed=$("$BIN/serin-load" --url "$url" --rate "$RATE" --duration "$DUR" --connections 32 --json)
-      w=$(wrk -t1 -c64 -d"$DUR" --latency "$url")
-      python3 - "$target" "$workers" "$round" "$max" "$fixed" "$w" >>"$raw" <<'PY'
-import json, re, sys
-target, workers, rnd, mx, fixed, w = sys.argv[1:]
-mx, fixed = json.loads(mx), json.loads(fixed)
-def wrk_ms(label):
-    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\b" % label, w, re.M)
-    if not m: return None
-    v, u = float(m.group(1)), m.group(2)
-    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
-rps = re.search(r"Requests/sec:\s+([\d.]+)", w)
-print(json.dumps({"target": target, "workers": int(workers), "round": int(rnd),
-  "load_max_rps": mx["throughput_rps"], "load_max_errors": mx["errors"],
-  "fixed_p50_ms": fixed["p50_ms"], "fixed_p99_ms": fixed["p99_ms"], "fixed_errors": fixed["errors"],
-  "wrk_rps": float(rps.group(1)) if rps else None, "wrk_p50_ms": wrk_ms("50%"), "wrk_p99_ms": wrk_ms("99%")}))
-PY
-      echo "workers=$workers round=$round $target: $(tail -n1 "$raw")"
+    for target in $ALL; do
+      measure_max "$target" "$workers" "$round"
+      case " $MAIN " in *" $target "*) measure_wrk "$target" "$workers" "$round" ;; esac
+      measure_fixed "$target" "$workers" "$round"
+      log "workers=$workers round=$round $target done"
     done
   done
-  kill "$serin_pid" "$nginx_pid"; wait "$serin_pid" "$nginx_pid" 2>/dev/null || true
+  for t in serin serin-notel nginx haproxy; do stop_pid "${PID[$t]}"; forget "${PID[$t]}"; done
 done
 
-python3 "$root/loadtest/bench/summarize.py" "$raw" "$RATE" "$DUR" "$ROUNDS" | tee "$root/loadtest/bench/results.md"
+probe emit kind=meta_end loadavg_end="$(cut -d' ' -f1-3 /proc/loadavg)" elapsed_s=$(( $(date +%s) - started )) >>"$raw"
+cp "$raw" "$bench/raw.jsonl"
+python3 "$bench/summarize.py" "$bench/raw.jsonl" --out "$bench"
+log "done: $bench/results.md, $bench/latency.svg"

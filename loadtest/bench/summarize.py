@@ -1,28 +1,300 @@
-"""Turns bench.sh's raw JSON lines into a Markdown table of medians and ratios."""
-import json, statistics, sys, platform, os, subprocess
+"""Turns bench.sh's raw JSON lines into results.md (medians and ratios) and
+latency.svg (latency percentiles per proxy at the fixed rate).
 
-raw, rate, dur, rounds = sys.argv[1:5]
-rows = [json.loads(l) for l in open(raw) if l.strip()]
+    python3 summarize.py RAW.jsonl --out DIR     writes DIR/results.md and DIR/latency.svg
+    python3 summarize.py --split RAW.jsonl W     one line: each target's v2 share in the warm-up
+"""
+import json
+import math
+import re
+import statistics
+import sys
 
-def med(target, workers, key):
-    vals = [r[key] for r in rows if r["target"] == target and r["workers"] == workers and r[key] is not None]
-    return statistics.median(vals) if vals else float("nan")
+MAIN = ["direct", "serin", "nginx", "haproxy"]
+ALL = ["direct", "serin", "serin-safe", "serin-notel", "nginx", "haproxy"]
+LABEL = {"direct": "direct", "serin": "serin", "serin-safe": "serin /safe (chain+breaker)",
+         "serin-notel": "serin, telemetry off", "nginx": "nginx", "haproxy": "HAProxy"}
+COLOR = {"direct": "#7f7f7f", "serin": "#d62728", "nginx": "#2ca02c", "haproxy": "#1f77b4"}
+PCTS = [("p50", "p50_ms"), ("p90", "p90_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms")]
 
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-print(f"Machine: {os.cpu_count()} cores, {cpu}; loopback; median of {rounds} interleaved round(s), {dur} each.\n")
-print(f"| workers | target | serin-load max rps (64 conns) | wrk rps (64 conns) | p50 @ {rate}/s (ms) | p99 @ {rate}/s (ms) | wrk p99 (ms) | errors |")
-print("|---|---|---|---|---|---|---|---|")
-for w in (1, 2):
-    for t in ("direct", "serin", "nginx"):
-        errs = sum(r["load_max_errors"] + r["fixed_errors"] for r in rows if r["target"] == t and r["workers"] == w)
-        print(f"| {w} | {t} | {med(t, w, 'load_max_rps'):.0f} | {med(t, w, 'wrk_rps'):.0f} | "
-              f"{med(t, w, 'fixed_p50_ms'):.3f} | {med(t, w, 'fixed_p99_ms'):.3f} | {med(t, w, 'wrk_p99_ms'):.3f} | {errs} |")
-print("\nRatios (serin / nginx throughput; added p99 = serin p99 - direct p99 at the fixed rate):\n")
-print("| workers | serin/nginx (serin-load) | serin/nginx (wrk) | serin/direct (serin-load) | added p99 serin (µs) | added p99 nginx (µs) |")
-print("|---|---|---|---|---|---|")
-for w in (1, 2):
-    s, n, d = (med(t, w, "load_max_rps") for t in ("serin", "nginx", "direct"))
-    sw, nw = med("serin", w, "wrk_rps"), med("nginx", w, "wrk_rps")
-    ap_s = (med("serin", w, "fixed_p99_ms") - med("direct", w, "fixed_p99_ms")) * 1000
-    ap_n = (med("nginx", w, "fixed_p99_ms") - med("direct", w, "fixed_p99_ms")) * 1000
-    print(f"| {w} | {s / n:.2f} | {sw / nw:.2f} | {s / d:.2f} | {ap_s:.0f} | {ap_n:.0f} |")
+
+def load(path):
+    return [json.loads(line) for line in open(path) if line.strip()]
+
+
+def wrk(text):
+    """Requests/sec and the 50%/99% latencies (ms) of wrk --latency output."""
+    def ms(label):
+        m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\b" % re.escape(label), text or "", re.M)
+        if not m:
+            return None
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text or "")
+    errs = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text or "")
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text or "")
+    return {"rps": float(rps.group(1)) if rps else None, "p50_ms": ms("50%"), "p99_ms": ms("99%"),
+            "errors": (int(errs.group(1)) if errs else 0) + (sum(map(int, sock.groups())) if sock else 0)}
+
+
+class Runs:
+    def __init__(self, rows):
+        self.rows = rows
+        self.meta = next((r for r in rows if r["kind"] == "meta"), {})
+        self.end = next((r for r in rows if r["kind"] == "meta_end"), {})
+        self.workers = sorted({r["workers"] for r in rows if "workers" in r})
+
+    def of(self, kind, target, workers):
+        return [r for r in self.rows if r["kind"] == kind and r.get("target") == target
+                and r.get("workers") == workers]
+
+    def values(self, kind, target, workers, fn):
+        out = []
+        for r in self.of(kind, target, workers):
+            try:
+                v = fn(r)
+            except (KeyError, TypeError):
+                v = None
+            if v is not None:
+                out.append(v)
+        return out
+
+    def med(self, kind, target, workers, fn):
+        vals = self.values(kind, target, workers, fn)
+        return statistics.median(vals) if vals else None
+
+    def paired(self, kind, a, b, workers, fn):
+        """Per-round ratios a/b: the two ran back to back in each round."""
+        by_round = {r["round"]: r for r in self.of(kind, b, workers)}
+        out = []
+        for r in self.of(kind, a, workers):
+            other = by_round.get(r["round"])
+            try:
+                x, y = fn(r), fn(other)
+            except (KeyError, TypeError):
+                continue
+            if x and y:
+                out.append(x / y)
+        return out
+
+
+def max_rps(r):
+    return r["report"]["throughput_rps"]
+
+
+def wrk_rps(r):
+    return wrk(r["text"])["rps"]
+
+
+def fixed(key):
+    return lambda r: r["report"][key]
+
+
+def cpu_per_10k_ms(r):
+    return (r["cpu1"] - r["cpu0"]) / r["report"]["requests"] * 10_000 * 1000
+
+
+def fmt(v, spec=".0f", none="–"):
+    return none if v is None else format(v, spec)
+
+
+def ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def errors_of(runs, target, w):
+    n = sum(r["report"]["errors"] for r in runs.rows if r["kind"] in ("max", "fixed")
+            and r.get("target") == target and r.get("workers") == w and r.get("report"))
+    n += sum(wrk(r["text"])["errors"] for r in runs.of("wrk", target, w))
+    return n
+
+
+def markdown(runs):
+    m, rate = runs.meta, runs.meta.get("rate", "?")
+    rounds = m.get("rounds", "?")
+    out = ["# serin benchmark results", "",
+           f"Generated by `loadtest/bench/bench.sh{' --quick' if m.get('quick') else ''}` "
+           f"on {m.get('date', '?')} (commit {m.get('git', '?')}).", "",
+           f"- Machine: {m.get('nproc', '?')} cores, {m.get('cpu', '?')}, "
+           f"{int(m.get('mem_kib', 0)) // 1024} MiB RAM, Linux {m.get('kernel', '?')}; everything on loopback.",
+           f"- Peers: nginx {m.get('nginx', '?')}, HAProxy {m.get('haproxy', '?')}; load: serin-load, wrk {m.get('wrk', '?')}.",
+           f"- {rounds} interleaved round(s) per worker count (direct, serin, serin /safe, serin telemetry off, "
+           f"nginx, HAProxy, then again); every figure is the median over rounds; each run lasts {m.get('duration', '?')}.",
+           f"- Load average (1/5/15 min) at start {m.get('loadavg_start', '?')}, at end "
+           f"{runs.end.get('loadavg_end', '?')}; the run took {runs.end.get('elapsed_s', '?')} s.",
+           "- The load generator, both upstreams and the proxy share the same cores.", ""]
+
+    out += ["## Max throughput, 64 connections (requests/s)", "",
+            "Closed loop: `serin-load --rate 0 --connections 64` and `wrk -t2 -c64`. ×nginx = ratio to nginx at the same worker count.", ""]
+    rows = []
+    for w in runs.workers:
+        n1, n2 = runs.med("max", "nginx", w, max_rps), runs.med("wrk", "nginx", w, wrk_rps)
+        for t in MAIN:
+            a, b = runs.med("max", t, w, max_rps), runs.med("wrk", t, w, wrk_rps)
+            rows.append([w, LABEL[t], fmt(a), fmt(ratio(a, n1), ".2f"), fmt(b), fmt(ratio(b, n2), ".2f"),
+                         errors_of(runs, t, w)])
+    out += [table(["workers", "target", "serin-load rps", "×nginx", "wrk rps", "×nginx", "errors (all runs)"], rows), ""]
+
+    out += [f"## Latency at a fixed {rate} requests/s (open loop, ms)", "",
+            f"`serin-load --rate {rate} --connections 32`, latency from each request's due time. "
+            "Added p99 = the target's p99 minus the direct connection's p99 (µs).", ""]
+    rows = []
+    for w in runs.workers:
+        d99 = runs.med("fixed", "direct", w, fixed("p99_ms"))
+        for t in MAIN:
+            ps = [runs.med("fixed", t, w, fixed(k)) for _, k in PCTS]
+            added = None if t == "direct" or ps[2] is None or d99 is None else (ps[2] - d99) * 1000
+            rows.append([w, LABEL[t]] + [fmt(p, ".3f") for p in ps] + [fmt(added)])
+    out += [table(["workers", "target", "p50", "p90", "p99", "p99.9", "added p99 (µs)"], rows), "",
+            "![latency percentiles](latency.svg)", ""]
+
+    idle = m.get("idle", "?")
+    out += [f"## Memory with {idle} idle keep-alive connections", "",
+            f"RSS (VmRSS, summed over nginx's master and workers) before and while `hold.py` holds {idle} "
+            "connections open, each after one request. For direct, the fake upstream itself.", ""]
+    rows = []
+    for w in runs.workers:
+        n_rss = runs.med("memory", "nginx", w, lambda r: r["rss1_kib"])
+        for t in MAIN:
+            r0 = runs.med("memory", t, w, lambda r: r["rss0_kib"])
+            r1 = runs.med("memory", t, w, lambda r: r["rss1_kib"])
+            per = None if r0 is None or r1 is None else (r1 - r0) * 1024 / int(idle) / 1024
+            held = runs.med("memory", t, w, lambda r: r["done"]["still_open"])
+            rows.append([w, LABEL[t], fmt(r0 and r0 / 1024, ".1f"), fmt(r1 and r1 / 1024, ".1f"),
+                         fmt(per, ".1f"), fmt(ratio(r1, n_rss), ".2f"), fmt(held)])
+    out += [table(["workers", "target", "RSS idle (MiB)", f"RSS with {idle} (MiB)", "per connection (KiB)",
+                   "×nginx", "still open after hold"], rows), ""]
+
+    out += ["## CPU per 10k requests", "",
+            f"utime+stime of the proxy process (/proc/PID/stat) around the {rate} req/s run, per 10,000 requests. "
+            "For direct, the fake upstream serving every request itself.", ""]
+    rows = []
+    for w in runs.workers:
+        n = runs.med("fixed", "nginx", w, cpu_per_10k_ms)
+        for t in MAIN:
+            c = runs.med("fixed", t, w, cpu_per_10k_ms)
+            rows.append([w, LABEL[t], fmt(c), fmt(ratio(c, n), ".2f")])
+    out += [table(["workers", "target", "CPU ms per 10k requests", "×nginx"], rows), ""]
+
+    out += ["## serin against itself, side by side in the same rounds", "",
+            "Ratios are per round (the two ran back to back), then the median; the per-round values follow. "
+            "Goal for both rows: throughput within 5%.", ""]
+    rows = []
+    for w in runs.workers:
+        for a, b, what in (("serin-safe", "serin", "fallback chain + breaker (/safe) ÷ plain route (/plain)"),
+                           ("serin", "serin-notel", "telemetry on ÷ telemetry off")):
+            thr = runs.paired("max", a, b, w, max_rps)
+            p99 = runs.paired("fixed", a, b, w, fixed("p99_ms"))
+            cpu = runs.paired("fixed", a, b, w, cpu_per_10k_ms)
+            med = lambda v: statistics.median(v) if v else None
+            rows.append([w, what, fmt(med(thr), ".3f"), ", ".join(f"{x:.3f}" for x in thr),
+                         fmt(med(p99), ".2f"), fmt(med(cpu), ".2f")])
+    out += [table(["workers", "comparison", "max throughput", "per round", "p99 at fixed rate", "CPU per 10k"], rows), ""]
+    rows = []
+    for w in runs.workers:
+        for t in ("serin", "serin-safe", "serin-notel"):
+            rows.append([w, LABEL[t], fmt(runs.med("max", t, w, max_rps)),
+                         fmt(runs.med("fixed", t, w, fixed("p99_ms")), ".3f"),
+                         fmt(runs.med("fixed", t, w, cpu_per_10k_ms)), errors_of(runs, t, w)])
+    out += [table(["workers", "serin", "serin-load rps", f"p99 @ {rate}/s (ms)", "CPU ms per 10k", "errors"], rows), ""]
+
+    out += ["## The 90/10 split (warm-up runs)", "", "Share of answers from v2 by `x-serin-version`/`x-upstream-version`.", ""]
+    rows = [[w, LABEL[t], fmt(split(runs, t, w), ".3f")] for w in runs.workers for t in ALL]
+    out += [table(["workers", "target", "v2 share"], rows), ""]
+    return "\n".join(out)
+
+
+def split(runs, target, w):
+    r = runs.of("warmup", target, w)
+    if not r or not r[0].get("report"):
+        return None
+    v = r[0]["report"]["versions"]
+    total = sum(v.values())
+    return v.get("v2", 0) / total if total else None
+
+
+def svg(runs):
+    """Two panels (1 and 2 workers): p50..p99.9 per target, log-scale ms."""
+    W, H, top, bottom, left, right, gap = 980, 460, 60, 70, 70, 20, 60
+    panels = runs.workers
+    pw = (W - left - right - gap * (len(panels) - 1)) / max(len(panels), 1)
+    ph = H - top - bottom
+    vals = [v for w in panels for t in MAIN for _, k in PCTS
+            if (v := runs.med("fixed", t, w, fixed(k)))]
+    lo = 10 ** math.floor(math.log10(min(vals))) if vals else 0.01
+    hi = 10 ** math.ceil(math.log10(max(vals))) if vals else 10
+    rate = runs.meta.get("rate", "?")
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+         'font-family="DejaVu Sans, Arial, sans-serif" font-size="13">',
+         f'<rect width="{W}" height="{H}" fill="white"/>',
+         f'<text x="{W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">'
+         f'Latency at {rate} req/s, open loop (median of rounds, log scale)</text>']
+    def y(v):
+        return top + ph - (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * ph
+    for i, w in enumerate(panels):
+        x0 = left + i * (pw + gap)
+        s.append(f'<text x="{x0 + pw / 2}" y="{top - 12}" text-anchor="middle" font-weight="bold">'
+                 f'{w} proxy worker{"s" if w > 1 else ""}</text>')
+        s.append(f'<rect x="{x0}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>')
+        d = lo
+        while d <= hi * 1.0001:
+            for k in (1, 2, 5):
+                v = d * k
+                if v > hi * 1.0001:
+                    break
+                yy = y(v)
+                s.append(f'<line x1="{x0}" x2="{x0 + pw}" y1="{yy:.1f}" y2="{yy:.1f}" '
+                         f'stroke="{"#bbb" if k == 1 else "#e6e6e6"}"/>')
+                if i == 0 or k == 1:
+                    s.append(f'<text x="{x0 - 6}" y="{yy + 4:.1f}" text-anchor="end" fill="#333">{v:g}</text>')
+            d *= 10
+        xs = [x0 + pw * (j + 0.5) / len(PCTS) for j in range(len(PCTS))]
+        for xx, (name, _) in zip(xs, PCTS):
+            s.append(f'<text x="{xx:.1f}" y="{top + ph + 20}" text-anchor="middle">{name}</text>')
+        for t in MAIN:
+            pts = [(xx, v) for xx, (_, k) in zip(xs, PCTS) if (v := runs.med("fixed", t, w, fixed(k)))]
+            if not pts:
+                continue
+            path = " ".join(f"{xx:.1f},{y(v):.1f}" for xx, v in pts)
+            dash = ' stroke-dasharray="6,4"' if t == "direct" else ""
+            s.append(f'<polyline points="{path}" fill="none" stroke="{COLOR[t]}" stroke-width="2.5"{dash}/>')
+            for xx, v in pts:
+                s.append(f'<circle cx="{xx:.1f}" cy="{y(v):.1f}" r="4" fill="{COLOR[t]}"><title>{LABEL[t]} '
+                         f'{v:.3f} ms</title></circle>')
+    s.append(f'<text transform="translate(18,{top + ph / 2}) rotate(-90)" text-anchor="middle">latency (ms)</text>')
+    lx = left
+    for t in MAIN:
+        ly = H - 22
+        dash = ' stroke-dasharray="6,4"' if t == "direct" else ""
+        s.append(f'<line x1="{lx}" x2="{lx + 28}" y1="{ly}" y2="{ly}" stroke="{COLOR[t]}" stroke-width="2.5"{dash}/>')
+        s.append(f'<text x="{lx + 34}" y="{ly + 4}">{LABEL[t]}</text>')
+        lx += 150
+    s.append("</svg>")
+    return "\n".join(s) + "\n"
+
+
+def main():
+    args = sys.argv[1:]
+    if args and args[0] == "--split":
+        runs = Runs(load(args[1]))
+        w = int(args[2])
+        print(", ".join(f"{t} {fmt(split(runs, t, w), '.3f')}" for t in ALL))
+        return
+    out = args[args.index("--out") + 1] if "--out" in args else "."
+    runs = Runs(load(args[0]))
+    md = markdown(runs)
+    with open(f"{out}/results.md", "w") as f:
+        f.write(md)
+    with open(f"{out}/latency.svg", "w") as f:
+        f.write(svg(runs))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,6 @@
 //! API on the listeners it is handed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serin_config::Config;
 use serin_control::api::{self, ApiState, Auth};
@@ -15,17 +14,28 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::proxy::Proxy;
-use crate::server;
-
-/// How long in-flight requests may finish after a stop signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::server::Server;
+use crate::tls::{self, Tls, TlsError};
 
 /// The listeners a serin serves on. Bound by the caller (the binary binds
 /// the config's addresses; tests and the demo bind `127.0.0.1:0`).
 #[derive(Debug)]
 pub struct Listeners {
     pub http: Option<TcpListener>,
+    /// Served with TLS when the config names a certificate and key.
+    pub https: Option<TcpListener>,
     pub admin: Option<TcpListener>,
+}
+
+/// Why an [`App`] could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The first live table could not be compiled or its state opened.
+    #[error(transparent)]
+    Live(#[from] LiveError),
+    /// `listen.tls_cert` / `tls_key` could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A serin ready to serve: its live table and the proxy that reads it.
@@ -38,6 +48,8 @@ pub struct App {
     /// The routing file's watch, started by `serve`.
     watch: Option<reload::watch::Watch>,
     auth: Auth,
+    /// `listen.https`'s certificate, loaded at start and reloaded on change.
+    tls: Option<Tls>,
 }
 
 // === impl Listeners ===
@@ -52,8 +64,12 @@ impl Listeners {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
+        let https = match config.listen.https {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let admin = Some(bind(config.admin.addr).await?);
-        Ok(Self { http, admin })
+        Ok(Self { http, https, admin })
     }
 
     /// Binds every listener on an ephemeral loopback port.
@@ -63,6 +79,7 @@ impl Listeners {
     pub async fn ephemeral() -> std::io::Result<Self> {
         Ok(Self {
             http: Some(TcpListener::bind("127.0.0.1:0").await?),
+            https: None,
             admin: Some(TcpListener::bind("127.0.0.1:0").await?),
         })
     }
@@ -80,22 +97,34 @@ impl App {
     /// Compiles `config` into the first live table.
     ///
     /// # Errors
-    /// When the table cannot be compiled.
-    pub fn new(config: Config) -> Result<Self, LiveError> {
-        let shared = Shared::open(&config.state.dir)?;
+    /// When the table cannot be compiled, or `listen.https`'s certificate
+    /// and key cannot be used.
+    pub fn new(config: Config) -> Result<Self, AppError> {
+        tls::install_crypto_provider();
+        let tls = match (
+            &config.listen.https,
+            &config.listen.tls_cert,
+            &config.listen.tls_key,
+        ) {
+            (Some(_), Some(cert), Some(key)) => Some(Tls::load(cert, key)?),
+            _ => None,
+        };
+        let limits = config.limits.clone();
+        let shared = Shared::open(&config.state.dir).map_err(LiveError::from)?;
         let live = Arc::new(Live::open(config, shared)?);
         // A benchmarking switch (BENCHMARKS.md, telemetry on vs off in one
         // run): with it off, breakers and rollback rules see no traffic.
         if std::env::var_os("SERIN_TELEMETRY").is_some_and(|v| v == "off") {
             live.shared().telemetry.set_enabled(false);
         }
-        let proxy = Arc::new(Proxy::new(live.clone()));
+        let proxy = Arc::new(Proxy::new(live.clone(), &limits));
         Ok(Self {
             live,
             proxy,
             reloader: None,
             watch: None,
             auth: Auth::open(),
+            tls,
         })
     }
 
@@ -177,16 +206,29 @@ impl App {
                 }
             });
         }
+        // `[limits]` is read once: a change needs a restart.
+        let server = Server::new(self.proxy.clone(), &self.live.config().limits);
         if let Some(l) = listeners.http {
-            tasks.spawn(server::serve(
-                l,
-                self.proxy.clone(),
-                shutdown.clone(),
-                DRAIN_TIMEOUT,
-            ));
+            tasks.spawn(server.clone().serve(l, None, shutdown.clone()));
+        }
+        let mut cert_reload = None;
+        match (listeners.https, self.tls) {
+            (Some(l), Some(tls)) => {
+                cert_reload = Some(tls::spawn_reload(tls.clone(), self.live.clone()));
+                tasks.spawn(server.serve(l, Some(tls), shutdown.clone()));
+            }
+            (Some(_), None) => {
+                tracing::error!("an https listener without listen.tls_cert/tls_key: not served")
+            }
+            _ => {}
         }
         while tasks.join_next().await.is_some() {}
-        for task in background.into_iter().chain(notifiers).chain(watcher) {
+        for task in background
+            .into_iter()
+            .chain(notifiers)
+            .chain(watcher)
+            .chain(cert_reload)
+        {
             task.abort();
         }
     }

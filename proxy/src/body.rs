@@ -1,25 +1,53 @@
 //! Request bodies going upstream: streamed, or kept so a fallback attempt
-//! can send the same bytes again.
+//! can send the same bytes again; both cut when the client stalls.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+/// Why the client's request body ended before its end: the client's fault,
+/// never the version's (see `classify`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// Reset, closed early, or malformed (a bad chunk size).
+    #[error("request body failed: {0}")]
+    Client(#[from] hyper::Error),
+    /// No bytes for `body_read_timeout`.
+    #[error("request body made no progress for {0:?}")]
+    Stalled(Duration),
+}
+
+/// The client's body, cut with [`BodyError::Stalled`] when no frame comes
+/// for `timeout` (an upload that stops mid-way must not hold a connection
+/// and an upstream request open forever).
+#[derive(Debug)]
+pub(crate) struct ClientBody {
+    inner: Incoming,
+    timeout: Duration,
+    /// Made on the first wait and reset after progress: one allocation per
+    /// body that ever waits, none per frame.
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
 
 /// The body of one upstream attempt. An enum, not a box: no allocation per
 /// request to erase the type.
 #[derive(Debug)]
 pub(crate) enum UpstreamBody {
     /// The client's body, streamed through (one attempt only).
-    Stream(Incoming),
+    Stream(ClientBody),
     /// A kept body, replayable (cloning `Bytes` is a reference count).
     Full(Option<Bytes>),
     /// The part read while trying to keep the body, then the rest streamed:
     /// the body was larger than `max_replay_body`, so no fallback.
-    Prefixed(Option<Bytes>, Incoming),
+    Prefixed(Option<Bytes>, ClientBody),
 }
 
 /// What reading a body for replay found.
@@ -28,15 +56,15 @@ pub(crate) enum Kept {
     /// The whole body, at most the limit.
     Whole(Bytes),
     /// Over the limit: what was read, and the rest of the stream.
-    TooLarge(Bytes, Incoming),
+    TooLarge(Bytes, ClientBody),
 }
 
 /// Reads `body` whole if it is at most `limit` bytes; stops reading as soon
 /// as it is over the limit, so a large upload is never buffered.
 ///
 /// # Errors
-/// When the client's body fails (reset, malformed chunk).
-pub(crate) async fn keep(mut body: Incoming, limit: u64) -> Result<Kept, hyper::Error> {
+/// When the client's body fails (reset, malformed chunk) or stalls.
+pub(crate) async fn keep(mut body: ClientBody, limit: u64) -> Result<Kept, BodyError> {
     let hint = body.size_hint();
     if hint.exact() == Some(0) || body.is_end_stream() {
         return Ok(Kept::Whole(Bytes::new()));
@@ -57,6 +85,72 @@ pub(crate) async fn keep(mut body: Incoming, limit: u64) -> Result<Kept, hyper::
     Ok(Kept::Whole(buf.freeze()))
 }
 
+// === impl BodyError ===
+
+impl BodyError {
+    /// The fault as the attempt walk names it.
+    pub(crate) fn fault(&self) -> crate::classify::BodyFault {
+        match self {
+            Self::Stalled(_) => crate::classify::BodyFault::Stalled,
+            Self::Client(_) => crate::classify::BodyFault::Broken,
+        }
+    }
+}
+
+// === impl ClientBody ===
+
+impl ClientBody {
+    /// `inner`, cut after `timeout` without progress.
+    pub(crate) fn new(inner: Incoming, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            timer: None,
+            armed: false,
+        }
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let me = self.get_mut();
+        match Pin::new(&mut me.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                me.armed = false;
+                Poll::Ready(frame.map(|f| f.map_err(BodyError::Client)))
+            }
+            Poll::Pending => {
+                let deadline = Instant::now() + me.timeout;
+                let timer = me
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if !me.armed {
+                    timer.as_mut().reset(deadline);
+                    me.armed = true;
+                }
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Stalled(me.timeout)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 // === impl UpstreamBody ===
 
 impl UpstreamBody {
@@ -72,12 +166,12 @@ impl UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             Self::Stream(b) => Pin::new(b).poll_frame(cx),
             Self::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),

@@ -5,6 +5,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Error as ClientError;
 use serin_control::telemetry::Outcome;
 
+use crate::body::BodyError;
+
 /// What one attempt at a version produced.
 #[derive(Debug)]
 pub(crate) enum Attempted {
@@ -12,6 +14,19 @@ pub(crate) enum Attempted {
     Answered(http::Response<Incoming>, Outcome),
     /// No response: refused, reset, closed early (`Connect`) or too slow (`Timeout`).
     Failed(Outcome, Option<ClientError>),
+    /// The client's own body failed while it was sent (stalled, reset,
+    /// malformed): the client's fault, so it counts against no version and
+    /// goes down no chain.
+    ClientBody(BodyFault),
+}
+
+/// How the client's body failed on its way upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFault {
+    /// No progress for `body_read_timeout`.
+    Stalled,
+    /// Reset, closed early or malformed.
+    Broken,
 }
 
 /// Classifies the client's result or its timeout.
@@ -25,18 +40,36 @@ pub(crate) fn classify(
         Ok(Ok(resp)) => Attempted::Answered(resp, Outcome::Success),
         // Refused, reset, or closed before a response: all "connect" in
         // SPEC.md's terms (nothing usable came back).
-        Ok(Err(e)) => Attempted::Failed(Outcome::Connect, Some(e)),
+        Ok(Err(e)) => match body_fault(&e) {
+            Some(fault) => Attempted::ClientBody(fault),
+            None => Attempted::Failed(Outcome::Connect, Some(e)),
+        },
         Err(_) => Attempted::Failed(Outcome::Timeout, None),
     }
+}
+
+/// Whether `e` came from the request body serin was sending: the client's
+/// body, wrapped by hyper (user body error) and then by the pool client.
+fn body_fault(e: &ClientError) -> Option<BodyFault> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(b) = err.downcast_ref::<BodyError>() {
+            return Some(b.fault());
+        }
+        source = err.source();
+    }
+    None
 }
 
 // === impl Attempted ===
 
 impl Attempted {
-    /// The attempt's outcome.
-    pub(crate) fn outcome(&self) -> Outcome {
+    /// The attempt's outcome, or how the client's body failed (then no
+    /// version is to blame).
+    pub(crate) fn outcome(&self) -> Result<Outcome, BodyFault> {
         match self {
-            Self::Answered(_, o) | Self::Failed(o, _) => *o,
+            Self::Answered(_, o) | Self::Failed(o, _) => Ok(*o),
+            Self::ClientBody(f) => Err(*f),
         }
     }
 }

@@ -30,9 +30,10 @@ pub(crate) enum ProxyError {
     /// The picked version's breaker is open and there is no chain to walk.
     #[error("version unavailable: circuit breaker open")]
     BreakerOpen,
-    /// The client's request body failed while it was being kept for replay.
-    #[error("request body could not be read: {0}")]
-    ClientBody(hyper::Error),
+    /// The client's request body failed (or stalled) while it was being
+    /// kept for replay.
+    #[error("{0}")]
+    ClientBody(crate::body::BodyError),
 }
 
 /// Maps a failure to the client's status and a JSON `{"error": ...}` body.
@@ -43,6 +44,9 @@ pub(crate) fn rescue(err: &ProxyError) -> Response<ProxyBody> {
         ProxyError::Unreachable { .. } => (StatusCode::BAD_GATEWAY, "upstream unavailable"),
         ProxyError::VersionTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
         ProxyError::BreakerOpen => (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable"),
+        ProxyError::ClientBody(crate::body::BodyError::Stalled(_)) => {
+            (StatusCode::REQUEST_TIMEOUT, "request body timed out")
+        }
         ProxyError::ClientBody(_) => (StatusCode::BAD_REQUEST, "request body could not be read"),
     };
     if !matches!(err, ProxyError::NoRoute) {
@@ -55,6 +59,19 @@ pub(crate) fn rescue(err: &ProxyError) -> Response<ProxyBody> {
 pub(crate) fn json_error(status: StatusCode, msg: &str) -> Response<ProxyBody> {
     let body = serde_json::json!({ "error": msg }).to_string();
     answer(status, Bytes::from(body), "application/json")
+}
+
+/// `{"error": msg}` with `status`, and on HTTP/1.1 `Connection: close`:
+/// for requests whose framing cannot be trusted, so nothing after them on
+/// the connection is read as a request. (HTTP/2 forbids the header; a
+/// stream ends on its own.)
+pub(crate) fn closing_error(status: StatusCode, msg: &str, h1: bool) -> Response<ProxyBody> {
+    let mut resp = json_error(status, msg);
+    if h1 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// A whole answer of serin's own (not a version's).

@@ -15,7 +15,7 @@ use serin_control::telemetry::Outcome;
 use serin_control::{FallbackSnap, RouteSnap, VersionSnap};
 
 use crate::body::UpstreamBody;
-use crate::classify::{classify, Attempted};
+use crate::classify::{classify, Attempted, BodyFault};
 use crate::upstream::UpstreamClient;
 
 /// How a request ended after its walk.
@@ -33,6 +33,9 @@ pub(crate) enum Walk {
         last: Option<(usize, Outcome)>,
         chain: bool,
     },
+    /// The client's request body failed (stalled past `body_read_timeout`,
+    /// reset, malformed) while it streamed to a version.
+    ClientBody(BodyFault),
 }
 
 /// The request as kept for (re)sending.
@@ -69,13 +72,15 @@ pub(crate) async fn walk(
         // still skip versions it was never sent to.
         let can_go_on = route.next[i].is_some() && fb.is_some();
         // A version known to be down is skipped on the way down the chain
-        // (the pick already avoided it, unless every version is down).
-        let admit = if i != first && v.health.is_unhealthy() {
-            Admit::No
-        } else {
-            v.breaker.admit()
+        // (the pick already avoided it, unless every version is down). The
+        // deadline is checked before the breaker so a skip never takes a
+        // half-open probe permit.
+        let timeout = remaining(deadline, v.timeout);
+        let admit = match timeout {
+            Some(_) if i == first || !v.health.is_unhealthy() => v.breaker.admit(),
+            _ => Admit::No,
         };
-        let timeout = match remaining(deadline, v.timeout) {
+        let timeout = match timeout {
             Some(t) if admit != Admit::No => t,
             _ => {
                 if let (Some(f), true) = (fb, can_go_on) {
@@ -86,6 +91,13 @@ pub(crate) async fn walk(
                 continue;
             }
         };
+        // A probe whose request is dropped (client gone, drain over) still
+        // reports: as a failure, so the breaker reopens instead of waiting
+        // for a result that never comes.
+        let probe = (admit == Admit::Probe).then(|| ProbeGuard {
+            breaker: &v.breaker,
+            done: false,
+        });
         let Some(body) = out.body() else { break };
         let req = out.request(v, body);
         let sent = Instant::now();
@@ -94,9 +106,17 @@ pub(crate) async fn walk(
         } else {
             classify(tokio::time::timeout(timeout, client.request(req)).await)
         };
-        let outcome = attempted.outcome();
+        let outcome = match attempted.outcome() {
+            Ok(o) => o,
+            // The client's body failed on the way: no version is to blame
+            // (nothing recorded; a probe's guard still reports, so the
+            // breaker is never left waiting) and no other version could get
+            // the same bytes.
+            Err(fault) => return Walk::ClientBody(fault),
+        };
         v.stats.record(outcome, sent.elapsed());
-        if admit == Admit::Probe {
+        if let Some(mut p) = probe {
+            p.done = true;
             v.breaker.probe_result(!outcome.is_error());
         }
         // A configured failure of a chained version goes on down the chain,
@@ -134,6 +154,20 @@ pub(crate) async fn walk(
     Walk::Exhausted {
         last,
         chain: fb.is_some() && !path.is_empty(),
+    }
+}
+
+/// Reports a probe that ended without a result as failed.
+struct ProbeGuard<'a> {
+    breaker: &'a serin_control::breaker::Breaker,
+    done: bool,
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.breaker.probe_result(false);
+        }
     }
 }
 

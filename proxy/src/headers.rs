@@ -79,15 +79,29 @@ pub(crate) struct Peer {
 
 /// Sets the forwarding headers on a request going to a version.
 ///
-/// `X-Forwarded-For` is replaced by the peer address: a client-supplied
-/// value is not trusted (a trusted-proxies list can keep it, later).
-pub(crate) fn forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<HeaderValue>, h2: bool) {
-    headers.insert(&X_FORWARDED_FOR, ip_value(peer.addr));
-    headers.insert(
-        &X_FORWARDED_PROTO,
-        HeaderValue::from_static(if peer.tls { "https" } else { "http" }),
-    );
-    if let Some(host) = host {
+/// From an untrusted peer, `X-Forwarded-For` is replaced by the peer
+/// address and `X-Forwarded-Proto`/`-Host` are serin's own: a client could
+/// write anything there. From a peer in `trusted_proxies` (`trusted`), the
+/// `X-Forwarded-For` list it sent is kept with the peer appended, and its
+/// `X-Forwarded-Proto`/`-Host` are kept when present (it terminated the
+/// client's connection and knows them).
+pub(crate) fn forwarded(
+    headers: &mut HeaderMap,
+    peer: Peer,
+    host: Option<HeaderValue>,
+    h2: bool,
+    trusted: bool,
+) {
+    let ip = ip_value(peer.addr);
+    let xff = if trusted { appended(headers, &ip) } else { ip };
+    headers.insert(&X_FORWARDED_FOR, xff);
+    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(
+            &X_FORWARDED_PROTO,
+            HeaderValue::from_static(if peer.tls { "https" } else { "http" }),
+        );
+    }
+    if let Some(host) = host.filter(|_| !(trusted && headers.contains_key(&X_FORWARDED_HOST))) {
         headers.insert(&X_FORWARDED_HOST, host);
     }
     let via = if h2 { "2 serin" } else { "1.1 serin" };
@@ -110,13 +124,32 @@ pub(crate) fn forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<Header
     }
 }
 
+/// Every `X-Forwarded-For` line of `headers` as one list, then `ip`.
+fn appended(headers: &HeaderMap, ip: &HeaderValue) -> HeaderValue {
+    let mut list = Vec::new();
+    for v in headers.get_all(&X_FORWARDED_FOR) {
+        let v = v.as_bytes().trim_ascii();
+        if !v.is_empty() {
+            list.extend_from_slice(v);
+            list.extend_from_slice(b", ");
+        }
+    }
+    if list.is_empty() {
+        return ip.clone();
+    }
+    list.extend_from_slice(ip.as_bytes());
+    // Joined from valid values with ", ": still valid; the peer alone if not.
+    HeaderValue::from_bytes(&list).unwrap_or_else(|_| ip.clone())
+}
+
 fn ip_value(addr: SocketAddr) -> HeaderValue {
     let mut buf = [0u8; 48];
     let n = {
         use std::io::Write;
         let mut w = &mut buf[..];
         // An IP address always fits in 48 bytes.
-        let _ = write!(w, "{}", addr.ip());
+        // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d.
+        let _ = write!(w, "{}", addr.ip().to_canonical());
         48 - w.len()
     };
     HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
@@ -134,40 +167,4 @@ fn request_id() -> HeaderValue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connection_named_headers_go() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
-        h.insert("x-keep", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h, false);
-        assert!(h.get("x-secret").is_none());
-        assert!(h.get(header::TE).is_none());
-        assert!(h.get(header::CONNECTION).is_none());
-        assert!(h.get("x-keep").is_some());
-    }
-
-    #[test]
-    fn upgrade_survives_when_upgrading() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        assert!(is_upgrade(&h));
-        strip_hop_by_hop(&mut h, true);
-        assert_eq!(h.get(header::UPGRADE).unwrap(), "websocket");
-        assert_eq!(h.get(header::CONNECTION).unwrap(), "upgrade");
-    }
-
-    #[test]
-    fn request_ids_differ() {
-        assert_ne!(request_id(), request_id());
-        assert_eq!(request_id().len(), 32);
-    }
-}
+mod tests;

@@ -1,6 +1,6 @@
 //! serin-proxy: the data plane and the `serin` binary.
 //!
-//! It owns the listeners (HTTP/1.1 and h2c today; TLS later), routing a
+//! It owns the listeners (HTTP/1.1, h2c, TLS with ALPN), routing a
 //! request (host and path), the weighted and sticky pick, forwarding to the
 //! picked version over pooled keep-alive connections, header hygiene
 //! (hop-by-hop, `X-Forwarded-*`, `Via`, `x-request-id`), WebSocket
@@ -12,7 +12,9 @@
 //!
 //! # Layout
 //! - `app`: the one assembler — config to a running proxy + admin API.
-//! - `server`: accept loops, connection serving, graceful drain.
+//! - `server`: accept loops, connection serving, graceful drain; `limits`:
+//!   per-connection clocks (header read, idle); `tls`: rustls and
+//!   certificate reload; `smuggling`: ambiguous framing refused.
 //! - `proxy`: the request path: `route` → `pick` → `upstream` → response.
 //! - `route`, `pick`, `headers`, `upstream`, `error` (`rescue`): its steps.
 //! - `cli`, `demo`: the `serin` command line and the embedded demo;
@@ -26,11 +28,18 @@ pub mod client;
 mod demo;
 mod error;
 mod fallback;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
+mod limits;
 mod pick;
 mod proxy;
 mod route;
 mod server;
+mod smuggling;
+mod tls;
 mod upstream;
 
-pub use app::{App, Listeners};
+pub use app::{App, AppError, Listeners};
+pub use tls::{install_crypto_provider, TlsError};

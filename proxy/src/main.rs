@@ -1,5 +1,5 @@
-//! The `serin` binary: parse the command line, set up tracing and the
-//! runtime, and hand over to the library.
+//! The `serin` binary: parse the command line, set up tracing, the rustls
+//! crypto provider and the runtime, and hand over to the library.
 
 use std::process::ExitCode;
 
@@ -15,6 +15,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // One rustls crypto provider for the process, before any TLS config.
+    serin_proxy::install_crypto_provider();
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = cli.workers() {
         rt.worker_threads(n.max(1));

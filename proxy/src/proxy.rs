@@ -2,21 +2,24 @@
 //! (`fallback`) → the answer, with per-version and end-to-end telemetry.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::uri::PathAndQuery;
 use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use serin_config::{Cidr, Limits};
 use serin_control::telemetry::Outcome;
 use serin_control::{Live, RouteSnap, Snapshot};
 
-use crate::body::{keep, Kept, UpstreamBody};
-use crate::error::{answer, rescue, ProxyBody, ProxyError};
+use crate::body::{keep, ClientBody, Kept, UpstreamBody};
+use crate::classify::BodyFault;
+use crate::error::{answer, closing_error, rescue, ProxyBody, ProxyError};
 use crate::fallback::{walk, Outgoing, Walk};
 use crate::headers::{self, Peer};
-use crate::upstream::UpstreamClient;
+use crate::smuggling;
+use crate::upstream::Upstreams;
 use crate::{pick, route};
 
 static X_SERIN_VERSION: HeaderName = HeaderName::from_static("x-serin-version");
@@ -26,26 +29,42 @@ static X_SERIN_FALLBACK: HeaderName = HeaderName::from_static("x-serin-fallback"
 #[derive(Debug)]
 pub(crate) struct Proxy {
     live: Arc<Live>,
-    client: UpstreamClient,
+    upstreams: Upstreams,
+    /// `[limits] body_read_timeout`.
+    body_timeout: Duration,
+    /// `[limits] trusted_proxies`: peers whose `X-Forwarded-For` is kept.
+    trusted: Box<[Cidr]>,
 }
 
 // === impl Proxy ===
 
 impl Proxy {
-    pub(crate) fn new(live: Arc<Live>) -> Self {
+    /// The data plane over `live`, bounded by `limits` (fixed at start).
+    pub(crate) fn new(live: Arc<Live>, limits: &Limits) -> Self {
         Self {
             live,
-            client: crate::upstream::client(),
+            upstreams: Upstreams::new(limits.upstream_connect_timeout),
+            body_timeout: limits.body_read_timeout,
+            trusted: limits.trusted_proxies.clone().into(),
         }
     }
 
     /// Answers one request. Never fails: every error is rescued into a
     /// response here, so hyper keeps the connection.
     pub(crate) async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<ProxyBody> {
+        let h1 = req.version() < Version::HTTP_2;
+        if let Err(why) = smuggling::check(&req) {
+            tracing::debug!(peer = %peer.addr, %why, "request refused");
+            return closing_error(StatusCode::BAD_REQUEST, &why.to_string(), h1);
+        }
         // One load per request: routed by the old table or the new one, never a mix.
         let snap = self.live.load();
         match self.forward(&snap, req, peer).await {
             Ok(resp) => resp,
+            Err(ProxyError::ClientBody(e)) => {
+                tracing::debug!(peer = %peer.addr, error = %e, "request body failed");
+                client_body_answer(e.fault(), h1)
+            }
             Err(e) => rescue(&e),
         }
     }
@@ -66,8 +85,11 @@ impl Proxy {
         let upgrade = headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
+        let body = ClientBody::new(body, self.body_timeout);
+        let h1 = parts.version < Version::HTTP_2;
         let wants_json = accepts_json(&parts.headers);
-        prepare(&mut parts, peer, upgrade);
+        let trusted = self.trusted.iter().any(|c| c.contains(peer.addr.ip()));
+        prepare(&mut parts, peer, upgrade, trusted);
         let pq = parts
             .uri
             .path_and_query()
@@ -99,7 +121,7 @@ impl Proxy {
             stream,
         };
 
-        let (resp, outcome) = match walk(&self.client, route, first, out).await {
+        let (resp, outcome) = match walk(self.upstreams.get(), route, first, out).await {
             Walk::Answered {
                 mut resp,
                 version,
@@ -125,6 +147,8 @@ impl Proxy {
                 };
                 (resp.map(Either::Left), outcome)
             }
+            // Not recorded: the client failed, not the route.
+            Walk::ClientBody(fault) => return Ok(client_body_answer(fault, h1)),
             Walk::Exhausted { last, chain } => {
                 let outcome = last.map_or(Outcome::Connect, |(_, o)| o);
                 let resp = match (route.fallback.as_ref(), chain) {
@@ -144,8 +168,24 @@ fn replayable(method: &Method, non_idempotent: bool) -> bool {
     non_idempotent || method.is_idempotent()
 }
 
+/// 408 for a stalled body, 400 for a broken one; an HTTP/1.1 connection
+/// closes: what is left of the body cannot be trusted to frame a next request.
+fn client_body_answer(fault: BodyFault, h1: bool) -> Response<ProxyBody> {
+    match fault {
+        BodyFault::Stalled => {
+            closing_error(StatusCode::REQUEST_TIMEOUT, "request body timed out", h1)
+        }
+        BodyFault::Broken => closing_error(
+            StatusCode::BAD_REQUEST,
+            "request body could not be read",
+            h1,
+        ),
+    }
+}
+
 /// Rewrites the client's request head into the head sent upstream, in place.
-fn prepare(parts: &mut http::request::Parts, peer: Peer, upgrade: bool) {
+/// `trusted`: the peer is a trusted proxy, so its `X-Forwarded-For` is kept.
+fn prepare(parts: &mut http::request::Parts, peer: Peer, upgrade: bool, trusted: bool) {
     let h2 = parts.version == Version::HTTP_2;
     // HTTP/2 carries the host in `:authority`; HTTP/1.1 upstreams need `Host`.
     let host = match parts.headers.get(header::HOST) {
@@ -156,7 +196,7 @@ fn prepare(parts: &mut http::request::Parts, peer: Peer, upgrade: bool) {
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     };
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    headers::forwarded(&mut parts.headers, peer, host.clone(), h2);
+    headers::forwarded(&mut parts.headers, peer, host.clone(), h2, trusted);
     if let Some(host) = host {
         parts.headers.insert(header::HOST, host);
     }

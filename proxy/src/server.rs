@@ -1,5 +1,12 @@
-//! Accept loops and connection serving: HTTP/1.1 with keep-alive and
-//! HTTP/2 prior knowledge on one port, with graceful drain.
+//! Accept loops and connection serving: HTTP/1.1 with keep-alive and HTTP/2
+//! (prior knowledge on `listen.http`, ALPN on `listen.https`), bounded by
+//! `[limits]`, with graceful drain.
+//!
+//! One [`Server`] serves every data-plane listener of the process, so
+//! `max_connections` counts the connections of both. A connection task
+//! owns its slot (a semaphore permit): at the limit the accept loop stops
+//! taking connections until one closes, and the kernel's backlog holds the
+//! new ones. The per-connection clocks (header read, idle) are `limits`'.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,39 +15,85 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use serin_config::Limits;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::headers::Peer;
+use crate::limits::{Activity, Guarded, Verdict, Watched};
 use crate::proxy::Proxy;
+use crate::tls::Tls;
 
-/// Serves the data plane on `listener` until `shutdown` turns true, then
-/// stops accepting and lets open connections finish for up to `drain`.
-pub(crate) async fn serve(
-    listener: TcpListener,
+/// hyper refuses an HTTP/1.1 read buffer smaller than this.
+const MIN_BUF: usize = 8 * 1024;
+
+/// The data plane's connection server, shared by its listeners.
+#[derive(Debug)]
+pub(crate) struct Server {
+    builder: auto::Builder<TokioExecutor>,
+    limits: Limits,
+    slots: Arc<Semaphore>,
     proxy: Arc<Proxy>,
-    mut shutdown: watch::Receiver<bool>,
-    drain: Duration,
-) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-    // The guard `wait_for` returns is not `Send`: drop it inside the future.
-    let stopped = async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    };
-    tokio::pin!(stopped);
+}
 
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, addr) = match accepted {
+// === impl Server ===
+
+impl Server {
+    /// A server for `proxy` under `limits` (fixed for the process's life).
+    pub(crate) fn new(proxy: Arc<Proxy>, limits: &Limits) -> Arc<Self> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // hyper's own header timer also runs while a kept-alive connection
+        // idles, so it is off: `limits.rs` keeps both clocks. The read
+        // buffer bounds a request head: a larger one gets 431.
+        let max_head = usize::try_from(limits.max_header_bytes).unwrap_or(usize::MAX);
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_buf_size(max_head.max(MIN_BUF))
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        Arc::new(Self {
+            builder,
+            limits: limits.clone(),
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            proxy,
+        })
+    }
+
+    /// Serves `listener` (TLS when `tls` is set) until `shutdown` turns
+    /// true; then stops accepting (the listener is closed, so new clients
+    /// are refused), asks open connections to finish (HTTP/1.1: close after
+    /// the response in flight; HTTP/2: GOAWAY) and waits up to
+    /// `drain_timeout` before closing what is left.
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<Tls>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut conns = JoinSet::new();
+        let stop = shutdown.clone();
+        let stopped = async move { stopped(&mut shutdown).await };
+        tokio::pin!(stopped);
+        loop {
+            while conns.try_join_next().is_some() {}
+            // A slot first: at the limit, accepting pauses.
+            let slot = tokio::select! {
+                slot = self.slots.clone().acquire_owned() => match slot {
+                    Ok(s) => s,
+                    Err(_) => break,
+                },
+                () = &mut stopped => break,
+            };
+            let (stream, addr) = tokio::select! {
+                accepted = listener.accept() => match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -48,30 +101,123 @@ pub(crate) async fn serve(
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         continue;
                     }
-                };
-                let _ = stream.set_nodelay(true);
-                let peer = Peer { addr, tls: false };
-                let proxy = proxy.clone();
-                let svc = service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
-                });
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::trace!(error = %e, "connection ended with an error");
-                    }
-                });
+                },
+                () = &mut stopped => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let me = self.clone();
+            let (tls, stop) = (tls.clone(), stop.clone());
+            conns.spawn(async move { me.accepted(stream, addr, tls, stop, slot).await });
+        }
+        drop(listener);
+        let drain = self.limits.drain_timeout;
+        let waited =
+            tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
+        match waited {
+            Ok(()) => tracing::info!("drained"),
+            Err(_) => {
+                tracing::warn!(
+                    ?drain,
+                    open = conns.len(),
+                    "drain timeout; closing open connections"
+                );
+                conns.shutdown().await;
             }
-            () = &mut stopped => break,
         }
     }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("drained"),
-        () = tokio::time::sleep(drain) => tracing::warn!(?drain, "drain timeout; closing open connections"),
+
+    /// One accepted TCP connection: the TLS handshake if any (bounded by the
+    /// header read timeout), then HTTP.
+    async fn accepted(
+        self: Arc<Self>,
+        stream: TcpStream,
+        addr: std::net::SocketAddr,
+        tls: Option<Tls>,
+        stop: watch::Receiver<bool>,
+        _slot: OwnedSemaphorePermit,
+    ) {
+        let Some(tls) = tls else {
+            let peer = Peer { addr, tls: false };
+            return self
+                .connection(stream, peer, Activity::new(false), stop)
+                .await;
+        };
+        let handshake = tls.acceptor().accept(stream);
+        let stream = match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
+            Err(_) => return tracing::debug!(peer = %addr, "TLS handshake timed out"),
+        };
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        let peer = Peer { addr, tls: true };
+        self.connection(stream, peer, Activity::new(h2), stop).await;
     }
+
+    /// Serves HTTP on `io` until the client leaves, a limit cuts it, or the
+    /// drain asks it to finish.
+    async fn connection<S>(
+        &self,
+        io: S,
+        peer: Peer,
+        activity: Arc<Activity>,
+        mut stop: watch::Receiver<bool>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let proxy = self.proxy.clone();
+        let watched = activity.clone();
+        let svc = service_fn(move |req| {
+            let guard = watched.begin();
+            let proxy = proxy.clone();
+            async move {
+                let resp = proxy.handle(req, peer).await;
+                Ok::<_, Infallible>(resp.map(|b| Guarded::new(b, guard)))
+            }
+        });
+        let io = TokioIo::new(Watched::new(io, activity.clone()));
+        let conn = self.builder.serve_connection_with_upgrades(io, svc);
+        tokio::pin!(conn);
+        // Set once the connection was asked to finish: by the drain (the
+        // serve loop bounds it) or for idleness (bounded here).
+        let mut closing: Option<tokio::time::Instant> = None;
+        loop {
+            let wake = match (closing, activity.verdict(&self.limits)) {
+                (Some(by), _) => by,
+                (None, Verdict::Wait(at)) => at,
+                (None, Verdict::HeadTimeout) => {
+                    return tracing::debug!(peer = %peer.addr, "request head too slow; closed");
+                }
+                (None, Verdict::Idle) => {
+                    conn.as_mut().graceful_shutdown();
+                    let by = tokio::time::Instant::now() + self.limits.header_read_timeout;
+                    closing = Some(by);
+                    by
+                }
+            };
+            tokio::select! {
+                ended = conn.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::trace!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = tokio::time::sleep_until(wake) => {
+                    if closing.is_some_and(|by| by <= tokio::time::Instant::now()) {
+                        return;
+                    }
+                }
+                () = stopped(&mut stop), if closing.is_none() => {
+                    conn.as_mut().graceful_shutdown();
+                    // The serve loop's drain timeout bounds the rest.
+                    closing = Some(tokio::time::Instant::now() + Duration::from_secs(86_400));
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once `rx` holds true (at once if it already does).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`: dropped at once.
+    let _ = rx.wait_for(|stop| *stop).await;
 }

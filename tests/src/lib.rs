@@ -5,11 +5,16 @@
 //! # Layout
 //! - [`TestEnv`]: temp dir, routing-file writer, a running serin, its addresses.
 //! - [`client`]: small HTTP/1.1 and h2c clients that return status, headers and body.
+//! - [`raw`]: bytes on a socket, for what a well-behaved client cannot send
+//!   (half-sent heads, smuggling shapes, hand-made HTTP/2 frames).
+//! - [`tls`]: a self-signed certificate made by the test, and HTTPS clients.
 //! - [`assert_eventually!`]: polls a condition with a deadline.
 //! - `tests/`: one module per scenario, in one test binary (`tests/e2e.rs`).
 
 pub mod client;
 pub mod process;
+pub mod raw;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +37,8 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub http: SocketAddr,
+    /// The TLS listener, when the routing file has `listen.https`.
+    pub https: Option<SocketAddr>,
     pub admin: SocketAddr,
     pub live: Arc<Live>,
     stop: watch::Sender<bool>,
@@ -75,7 +82,12 @@ impl TestEnv {
     async fn serve(dir: tempfile::TempDir, config_path: PathBuf) -> Self {
         let config =
             serin_config::load(&config_path).unwrap_or_else(|e| panic!("bad test config:\n{e}"));
-        let listeners = Listeners::ephemeral().await.expect("bind loopback");
+        let mut listeners = Listeners::ephemeral().await.expect("bind loopback");
+        if config.listen.https.is_some() {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await;
+            listeners.https = Some(l.expect("bind loopback"));
+        }
+        let https = listeners.https.as_ref().map(|l| l.local_addr().unwrap());
         let http = listeners.http.as_ref().unwrap().local_addr().unwrap();
         let admin = listeners.admin.as_ref().unwrap().local_addr().unwrap();
         let app = App::new(config)
@@ -90,6 +102,7 @@ impl TestEnv {
             dir,
             config_path,
             http,
+            https,
             admin,
             live,
             stop,

@@ -14,6 +14,10 @@ pub struct SerinProcess {
     pub child: Child,
     pub http: SocketAddr,
     pub admin: SocketAddr,
+    /// The routing file it runs from.
+    pub config: std::path::PathBuf,
+    /// `[listen]`, `[admin]`, `[state]` as written: a rewrite must keep them.
+    head: String,
 }
 
 /// A loopback address with a port that was free a moment ago.
@@ -32,29 +36,80 @@ impl SerinProcess {
     /// # Panics
     /// When serin does not come up within 10 s.
     pub fn spawn(dir: &Path, routes: &str) -> Self {
+        Self::spawn_with_env(dir, routes, &[])
+    }
+
+    /// As [`SerinProcess::spawn`], with `env` set on the child (e.g. the
+    /// admin token: `SERIN_ADMIN_TOKEN`).
+    ///
+    /// # Panics
+    /// As [`SerinProcess::spawn`].
+    pub fn spawn_with_env(dir: &Path, routes: &str, env: &[(&str, &str)]) -> Self {
         let (http, admin) = (free_addr(), free_addr());
-        let toml = format!(
-            "[listen]\nhttp = \"{http}\"\n[admin]\naddr = \"{admin}\"\n[state]\ndir = \"{}\"\n\n{routes}",
+        let head = format!(
+            "[listen]\nhttp = \"{http}\"\n[admin]\naddr = \"{admin}\"\n[state]\ndir = \"{}\"\n\n",
             dir.join("state").display()
         );
         let path = dir.join("serin.toml");
-        std::fs::write(&path, toml).expect("write routing file");
-        let child = Command::new(serin_bin())
-            .args(["run", "--config"])
+        std::fs::write(&path, format!("{head}{routes}")).expect("write routing file");
+        let mut cmd = Command::new(serin_bin());
+        cmd.args(["run", "--config"])
             .arg(&path)
             .args(["--workers", "2"])
             .env("SERIN_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn serin");
-        let me = Self { child, http, admin };
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn serin");
+        let me = Self {
+            child,
+            http,
+            admin,
+            config: path,
+            head,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(admin).is_err() {
             assert!(Instant::now() < deadline, "serin did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
         me
+    }
+
+    /// Rewrites the routing file in place with `routes`, keeping the
+    /// listen, admin and state sections this process was started with.
+    ///
+    /// # Panics
+    /// When the file cannot be written.
+    pub fn write_routes(&self, routes: &str) {
+        std::fs::write(&self.config, format!("{}{routes}", self.head)).expect("write routing file");
+    }
+
+    /// Sends `signal` (e.g. `"TERM"`) with `kill(1)`.
+    ///
+    /// # Panics
+    /// When `kill` cannot run.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Resident memory now, in KiB.

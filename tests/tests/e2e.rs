@@ -6,17 +6,24 @@ mod e2e {
     mod check;
     mod cli;
     mod crash;
+    mod crash_rounds;
+    mod drain;
     mod drill;
     mod engine;
     mod failures;
     mod fallback;
+    mod forwarded;
     mod headers;
     mod health;
     mod notify;
     mod reload;
     mod routing;
+    mod slow_clients;
+    mod smuggling;
     mod split;
     mod sticky;
     mod streaming;
     mod telemetry;
+    mod timeouts;
+    mod tls;
 }

@@ -120,7 +120,10 @@ fn set_phase(
     }
 }
 
-/// Rolls `route` back (see `engine::rollback`).
+/// Rolls `route` back (see `engine::rollback`). An immediate rollback is
+/// one state change (canaries to 0) announced by a `rollback_started`
+/// event: a crash between the two leaves the route as it was, never half
+/// rolled back.
 pub(super) fn rollback(
     live: &Live,
     route: &str,
@@ -128,49 +131,47 @@ pub(super) fn rollback(
     actor: Actor,
     reason: &str,
 ) -> Result<Event, LiveError> {
-    let mode_word = match mode {
-        RollbackMode::Immediate => "immediate",
-        RollbackMode::Gradual => "gradual",
-    };
-    let started = live.update(
-        Draft::new(actor, "rollback_started", format!("{reason}; {mode_word}")).route(route),
-        |config, state| {
-            let r = route_cfg(config, route)?;
-            let cs = canaries(r, state);
-            let Some(first) = cs.first() else {
-                return Err(LiveError::Refused(format!(
-                    "route {route} has no canary to roll back"
-                )));
-            };
-            let canary = canary_id(r, first);
-            match mode {
-                RollbackMode::Immediate => {
-                    set_phase(state, route, Phase::RollingBack, None, canary)
-                }
-                RollbackMode::Gradual => {
-                    let steps = gradual_steps(r)?;
-                    let share = canary_share(r, state, &cs);
-                    // Start at the first step below where the canary is now.
-                    let at = steps
-                        .iter()
-                        .position(|s| *s < share)
-                        .unwrap_or(steps.len() - 1);
-                    set_share(r, state, &cs, steps[at]);
-                    let phase = if steps[at] <= 0.0 {
-                        Phase::RolledBack
-                    } else {
-                        Phase::RollingBack
-                    };
-                    set_phase(state, route, phase, Some(at), canary);
-                }
-            }
-            Ok(())
-        },
-    )?;
-    crate::metrics::rollback(route, mode_word);
+    let no_canary = || LiveError::Refused(format!("route {route} has no canary to roll back"));
     match mode {
-        RollbackMode::Immediate => complete(live, route, actor, reason),
-        RollbackMode::Gradual => Ok(started),
+        RollbackMode::Immediate => {
+            let config = live.config();
+            if canaries(route_cfg(&config, route)?, &live.state()).is_empty() {
+                return Err(no_canary());
+            }
+            live.shared().events.record(
+                Draft::new(actor, "rollback_started", format!("{reason}; immediate")).route(route),
+            );
+            crate::metrics::rollback(route, "immediate");
+            complete(live, route, actor, reason)
+        }
+        RollbackMode::Gradual => {
+            let draft = Draft::new(actor, "rollback_started", format!("{reason}; gradual"));
+            let started = live.update(draft.route(route), |config, state| {
+                let r = route_cfg(config, route)?;
+                let cs = canaries(r, state);
+                let canary = cs
+                    .first()
+                    .and_then(|c| canary_id(r, c))
+                    .ok_or_else(no_canary)?;
+                let steps = gradual_steps(r)?;
+                let share = canary_share(r, state, &cs);
+                // Start at the first step below where the canary is now.
+                let at = steps
+                    .iter()
+                    .position(|s| *s < share)
+                    .unwrap_or(steps.len() - 1);
+                set_share(r, state, &cs, steps[at]);
+                let phase = if steps[at] <= 0.0 {
+                    Phase::RolledBack
+                } else {
+                    Phase::RollingBack
+                };
+                set_phase(state, route, phase, Some(at), Some(canary));
+                Ok(())
+            })?;
+            crate::metrics::rollback(route, "gradual");
+            Ok(started)
+        }
     }
 }
 
@@ -201,7 +202,8 @@ pub(super) fn complete(
             let r = route_cfg(config, route)?;
             let cs = canaries(r, state);
             set_share(r, state, &cs, 0.0);
-            set_phase(state, route, Phase::RolledBack, None, None);
+            let canary = cs.first().and_then(|c| canary_id(r, c));
+            set_phase(state, route, Phase::RolledBack, None, canary);
             Ok(())
         },
     )
@@ -234,66 +236,61 @@ pub(super) fn rollback_step(
 }
 
 /// Moves the rollout one step (or to 100% without `[routes.rollout]`).
+/// Every check is made on the state being changed, under `Live`'s lock, so
+/// a promote racing a rollback cannot undo it.
 pub(super) fn promote(
     live: &Live,
     route: &str,
     actor: Actor,
     reason: &str,
 ) -> Result<Event, LiveError> {
-    let config = live.config();
-    let r = route_cfg(&config, route)?;
-    let state = live.state();
-    let rs = state.routes.get(route).cloned().unwrap_or_default();
-    match rs.phase {
-        Phase::Promoted => {
+    let draft = Draft::new(actor, "rollout_step", reason).route(route);
+    live.update_with(draft, |config, state, draft| {
+        let r = route_cfg(config, route)?;
+        let rs = state.routes.get(route).cloned().unwrap_or_default();
+        if matches!(
+            rs.phase,
+            Phase::Promoted | Phase::RolledBack | Phase::RollingBack
+        ) {
             return Err(LiveError::Refused(format!(
-                "route {route} is already promoted"
-            )))
+                "route {route} is {}: nothing to promote",
+                rs.phase.as_str()
+            )));
         }
-        Phase::RolledBack => {
+        let steps = r
+            .rollout
+            .as_ref()
+            .map(|o| o.steps.clone())
+            .unwrap_or_default();
+        let next = rs.step.map_or(0, |s| s + 1);
+        let share = steps.get(next).copied().unwrap_or(1.0);
+        let cs = match &rs.canary {
+            Some((name, _)) if r.versions.iter().any(|v| v.name == *name) => vec![name.clone()],
+            _ => rollout_canaries(r, state),
+        };
+        let Some(canary) = cs.first().and_then(|c| canary_id(r, c)) else {
             return Err(LiveError::Refused(format!(
-                "route {route} is rolled back: resume it first"
-            )))
-        }
-        _ => {}
-    }
-    let steps = r
-        .rollout
-        .as_ref()
-        .map(|o| o.steps.clone())
-        .unwrap_or_default();
-    let next = rs.step.map_or(0, |s| s + 1);
-    let share = steps.get(next).copied().unwrap_or(1.0);
-    let kind = if share >= 1.0 {
-        "promoted"
-    } else {
-        "rollout_step"
-    };
-    let reason = format!("{reason}; canary to {}%", round(share * 100.0));
-    live.update(
-        Draft::new(actor, kind, reason).route(route),
-        |config, state| {
-            let r = route_cfg(config, route)?;
-            let cs = match state.routes.get(route).and_then(|s| s.canary.clone()) {
-                Some((name, _)) if r.versions.iter().any(|v| v.name == name) => vec![name],
-                _ => rollout_canaries(r, state),
-            };
-            let Some(first) = cs.first() else {
-                return Err(LiveError::Refused(format!(
-                    "route {route} has no canary to promote"
-                )));
-            };
-            let canary = canary_id(r, first);
-            set_share(r, state, &cs, share);
-            let phase = if share >= 1.0 {
-                Phase::Promoted
-            } else {
-                Phase::Progressing
-            };
-            set_phase(state, route, phase, Some(next.min(steps.len())), canary);
-            Ok(())
-        },
-    )
+                "route {route} has no canary to promote"
+            )));
+        };
+        set_share(r, state, &cs, share);
+        let promoted = share >= 1.0;
+        let phase = if promoted {
+            Phase::Promoted
+        } else {
+            Phase::Progressing
+        };
+        set_phase(
+            state,
+            route,
+            phase,
+            Some(next.min(steps.len())),
+            Some(canary),
+        );
+        draft.kind = if promoted { "promoted" } else { "rollout_step" };
+        draft.reason = format!("{}; canary to {}%", draft.reason, round(share * 100.0));
+        Ok(())
+    })
 }
 
 /// The rollout's canaries: live ones, else the file's (a route whose
@@ -327,10 +324,12 @@ pub(super) fn pause(
                 Phase::Paused => Err(LiveError::Refused(format!(
                     "route {route} is already paused"
                 ))),
-                Phase::RolledBack | Phase::Promoted => Err(LiveError::Refused(format!(
-                    "route {route} is {}: nothing to pause",
-                    rs.phase.as_str()
-                ))),
+                Phase::RolledBack | Phase::Promoted | Phase::RollingBack => {
+                    Err(LiveError::Refused(format!(
+                        "route {route} is {}: nothing to pause",
+                        rs.phase.as_str()
+                    )))
+                }
                 _ => {
                     rs.phase = Phase::Paused;
                     rs.since = Some(now());

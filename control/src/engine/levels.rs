@@ -160,7 +160,8 @@ fn judge_percentile(
             Hit::new(text, Some(n))
         });
     }
-    let over = w.count_above(Duration::from_secs_f64(threshold.max(0.0)));
+    let over =
+        w.count_above(Duration::try_from_secs_f64(threshold.max(0.0)).unwrap_or(Duration::MAX));
     let allowed = ((n as f64) * (1.0 - q)).floor() as u64;
     (over > allowed).then(|| {
         let text = format!(

@@ -41,11 +41,18 @@ fn route(
     track: &mut Track,
 ) -> Result<(), LiveError> {
     let now = Instant::now();
-    let phase = state
-        .routes
-        .get(&r.name)
-        .map(|s| s.phase)
-        .unwrap_or_default();
+    let rs = state.routes.get(&r.name);
+    let phase = rs.map(|s| s.phase).unwrap_or_default();
+    // Timing belongs to one phase and step: a rollback, a step, a resume or
+    // a hand action starts it afresh (confirm, step waits, acted flags).
+    let key = rs.map(|s| (s.phase, s.step, s.since.clone()));
+    if track.key != key {
+        *track = Track {
+            key,
+            since: Some(now),
+            ..Track::default()
+        };
+    }
     // A route with a rollout and no decision yet starts it.
     if phase == Phase::Stable && r.rollout.is_some() && !state.routes.contains_key(&r.name) {
         track.step_at = Some(now);
@@ -75,7 +82,9 @@ fn route(
         let ev = Evidence {
             canary: &w,
             stable: stable_w,
-            breaker_open: v.breaker.state() == BreakerState::Open,
+            // Half-open counts too: an idle canary's breaker half-opens on
+            // its own, and a level must not clear for that.
+            breaker_open: v.breaker.state() != BreakerState::Closed,
             unhealthy: v.health.is_unhealthy(),
             health_detail: v.health.last_failures(),
             min_requests: rb.min_requests,
@@ -95,16 +104,24 @@ fn route(
                 .filter_map(|s| judge(s, &ev))
                 .map(|h| format!("{c}: {h}")),
         );
-        if let Some(rule) = rb.gradual.as_ref().and_then(|g| g.abort_if.as_ref()) {
-            abort_hit = abort_hit.or_else(|| judge(rule, &ev).map(|h| format!("{c}: {h}")));
+        let abort_rule = rb.gradual.as_ref().and_then(|g| g.abort_if.as_ref());
+        if let (Some(rule), Phase::RollingBack) = (abort_rule, phase) {
+            // Judged on what the canary did since this step began (with
+            // min_requests), not on the window that started the rollback.
+            let since = track.since.map_or(rb.window, |t| (now - t).min(rb.window));
+            let recent = v.stats.window(since);
+            let ev = Evidence {
+                canary: &recent,
+                ..ev
+            };
+            if let Verdict::Breached(h) = judge_level(std::slice::from_ref(rule), &ev) {
+                abort_hit = abort_hit.or(Some(format!("{c}: {h}")));
+            }
         }
     }
     note_transitions(live, r, rb.min_requests, &verdicts, track, now);
     note_shadow(live, r, shadow_hits, track);
 
-    if phase == Phase::RollingBack {
-        return gradual(live, r, rb, state, abort_hit, track, now);
-    }
     for i in 0..2 {
         let (Some(since), Verdict::Breached(hit)) = (track.breached[i], &verdicts[i]) else {
             continue;
@@ -112,13 +129,21 @@ fn route(
         if now - since < rb.confirm || track.acted[i] {
             continue;
         }
-        track.acted[i] = true;
-        let action = if i == 0 {
-            rb.on_critical
-        } else {
-            rb.on_warning
+        // A gradual rollback already answers the warning level; a critical
+        // breach during it goes to 0 at once.
+        let action = match (phase, i) {
+            (Phase::RollingBack, 0) => Action::Immediate,
+            (Phase::RollingBack, _) => continue,
+            (_, 0) => rb.on_critical,
+            _ => rb.on_warning,
         };
-        return act(live, r, rb, phase, action, LEVELS[i], hit);
+        act(live, r, rb, phase, action, LEVELS[i], hit)?;
+        // Only a decision that took effect is done; a failed one is retried.
+        track.acted[i] = true;
+        return Ok(());
+    }
+    if phase == Phase::RollingBack {
+        return gradual(live, r, rb, state, abort_hit, track, now);
     }
     if phase == Phase::Progressing {
         return rollout(live, r, rb, &verdicts, track, now);
@@ -275,7 +300,17 @@ fn gradual(
     track: &mut Track,
     now: Instant,
 ) -> Result<(), LiveError> {
-    let Some(g) = &rb.gradual else { return Ok(()) };
+    let step_now = state.routes.get(&r.name).and_then(|s| s.step);
+    let (Some(g), Some(_)) = (&rb.gradual, step_now) else {
+        // Rolling back with no step to go down: finish the rollback.
+        return actions::complete(
+            live,
+            &r.name,
+            Actor::Engine,
+            "rollback: no gradual step left",
+        )
+        .map(drop);
+    };
     if let Some(hit) = abort {
         track.step_at = None;
         return actions::complete(live, &r.name, Actor::Engine, &format!("abort_if: {hit}"))
@@ -285,11 +320,7 @@ fn gradual(
     if now - at < g.every {
         return Ok(());
     }
-    let step = state
-        .routes
-        .get(&r.name)
-        .and_then(|s| s.step)
-        .map_or(0, |s| s + 1);
+    let step = step_now.map_or(0, |s| s + 1);
     track.step_at = Some(now);
     let share = g.steps.get(step).copied().unwrap_or(0.0);
     let reason = format!(

@@ -1,0 +1,176 @@
+use super::*;
+
+#[test]
+fn connection_named_headers_go() {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONNECTION,
+        HeaderValue::from_static("keep-alive, x-secret"),
+    );
+    h.insert("x-secret", HeaderValue::from_static("1"));
+    h.insert(header::TE, HeaderValue::from_static("trailers"));
+    h.insert("x-keep", HeaderValue::from_static("1"));
+    strip_hop_by_hop(&mut h, false);
+    assert!(h.get("x-secret").is_none());
+    assert!(h.get(header::TE).is_none());
+    assert!(h.get(header::CONNECTION).is_none());
+    assert!(h.get("x-keep").is_some());
+}
+
+#[test]
+fn upgrade_survives_when_upgrading() {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    assert!(is_upgrade(&h));
+    strip_hop_by_hop(&mut h, true);
+    assert_eq!(h.get(header::UPGRADE).unwrap(), "websocket");
+    assert_eq!(h.get(header::CONNECTION).unwrap(), "upgrade");
+}
+
+#[test]
+fn request_ids_differ() {
+    assert_ne!(request_id(), request_id());
+    assert_eq!(request_id().len(), 32);
+}
+
+fn peer(ip: &str) -> Peer {
+    Peer {
+        addr: SocketAddr::new(ip.parse().unwrap(), 40000),
+        tls: false,
+    }
+}
+
+fn xff(h: &HeaderMap) -> &str {
+    h.get("x-forwarded-for").unwrap().to_str().unwrap()
+}
+
+#[test]
+fn untrusted_peers_forwarded_for_is_replaced() {
+    let mut h = HeaderMap::new();
+    h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+    h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    forwarded(&mut h, peer("203.0.113.7"), None, false, false);
+    assert_eq!(xff(&h), "203.0.113.7");
+    assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+}
+
+#[test]
+fn trusted_peers_forwarded_for_is_kept_and_appended() {
+    let mut h = HeaderMap::new();
+    h.append(
+        "x-forwarded-for",
+        HeaderValue::from_static("198.51.100.1, 10.1.1.1"),
+    );
+    h.append("x-forwarded-for", HeaderValue::from_static(" 10.2.2.2 "));
+    h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    let host = Some(HeaderValue::from_static("svc"));
+    forwarded(&mut h, peer("::ffff:10.0.0.9"), host, false, true);
+    assert_eq!(xff(&h), "198.51.100.1, 10.1.1.1, 10.2.2.2, 10.0.0.9");
+    assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+    assert_eq!(h.get("x-forwarded-proto").unwrap(), "https", "kept");
+    assert_eq!(h.get("x-forwarded-host").unwrap(), "svc", "set when absent");
+
+    let mut h = HeaderMap::new();
+    forwarded(&mut h, peer("10.0.0.9"), None, false, true);
+    assert_eq!(xff(&h), "10.0.0.9", "no list yet: the peer alone");
+}
+
+mod prop {
+    //! Header handling never panics and never forwards a hop-by-hop
+    //! header, whatever names and values a client sends.
+
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    /// Names from the hop-by-hop set and the forwarding headers, and random ones.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "connection",
+                "keep-alive",
+                "proxy-connection",
+                "proxy-authorization",
+                "te",
+                "trailer",
+                "transfer-encoding",
+                "upgrade",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-forwarded-host",
+                "via",
+                "x-request-id",
+                "host",
+                "content-length",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z0-9-]{1,20}",
+        ]
+    }
+
+    /// Values: token lists naming headers, raw bytes a header may carry.
+    fn value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            "[a-zA-Z0-9 ,;=\\-]{0,40}".prop_map(String::into_bytes),
+            prop::collection::vec(prop_oneof![0x20u8..0x7f, 0x80u8..=0xff, Just(b'\t')], 0..40),
+        ]
+    }
+
+    fn map(entries: &[(String, Vec<u8>)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in entries {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(n.as_bytes()),
+                HeaderValue::from_bytes(v),
+            ) {
+                h.append(n, v);
+            }
+        }
+        h
+    }
+
+    fn ip() -> impl Strategy<Value = std::net::IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(std::net::IpAddr::from),
+            any::<[u8; 16]>().prop_map(std::net::IpAddr::from),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn hygiene_never_panics_and_leaves_no_hop_by_hop(
+            entries in prop::collection::vec((name(), value()), 0..16),
+            addr in ip(),
+            upgrade in any::<bool>(),
+            trusted in any::<bool>(),
+            h2 in any::<bool>(),
+            tls in any::<bool>(),
+        ) {
+            let mut h = map(&entries);
+            let host = h.get(header::HOST).cloned();
+            let _ = is_upgrade(&h);
+            strip_hop_by_hop(&mut h, upgrade);
+            let peer = Peer { addr: SocketAddr::new(addr, 1), tls };
+            forwarded(&mut h, peer, host, h2, trusted);
+            for n in fixed_hop_by_hop() {
+                let allowed = upgrade && *n == header::CONNECTION;
+                prop_assert!(allowed || !h.contains_key(n), "{n} left in {h:?}");
+            }
+            if !upgrade {
+                prop_assert!(!h.contains_key(header::UPGRADE));
+            }
+            // Exactly one X-Forwarded-For, ending with the peer.
+            let xff: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
+            prop_assert_eq!(xff.len(), 1);
+            let peer_ip = addr.to_canonical().to_string();
+            prop_assert!(xff[0].as_bytes().ends_with(peer_ip.as_bytes()), "{:?}", xff[0]);
+            if !trusted {
+                prop_assert_eq!(xff[0].as_bytes(), peer_ip.as_bytes());
+            }
+            prop_assert!(h.contains_key("x-request-id"));
+        }
+    }
+}
