@@ -23,7 +23,11 @@ export RUSTFLAGS="-Cpasses=sancov-module \
  -Cllvm-args=-sanitizer-coverage-trace-compares \
  --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release --bins
+# An explicit --target keeps RUSTFLAGS off build scripts and proc macros
+# (they would need the coverage runtime too), as cargo-fuzz does.
+host="$(rustc -vV | sed -n 's/^host: //p')"
+cargo build --release --bins --target "$host"
+bin="$CARGO_TARGET_DIR/$host/release"
 
 mkdir -p corpus/routing_file corpus/rule corpus/headers artifacts
 cp -n ../config/tests/fixtures/*.toml corpus/routing_file/ 2>/dev/null || true
@@ -36,7 +40,7 @@ status=0
 for t in "${targets[@]}"; do
   echo "== fuzz $t for ${seconds}s"
   mkdir -p "artifacts/$t"
-  if ! "$CARGO_TARGET_DIR/release/$t" "corpus/$t" \
+  if ! "$bin/$t" "corpus/$t" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="artifacts/$t/" -print_final_stats=1; then
     echo "!! $t found a crash: see fuzz/artifacts/$t/"

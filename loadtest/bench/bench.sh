@@ -116,6 +116,8 @@ http = "127.0.0.1:$2"
 addr = "127.0.0.1:$3"
 [state]
 dir = "$4"
+[limits]
+max_connections = $(( IDLE + 2048 ))   # as nginx's worker_connections and HAProxy's maxconn
 
 [[routes]]
 name = "plain"

@@ -45,8 +45,20 @@ pub fn headers(data: &[u8]) {
         addr: SocketAddr::new(ip, 1),
         tls: flags & 4 != 0,
     };
-    headers::forwarded(&mut map, peer, host, version == http::Version::HTTP_2, flags & 8 != 0);
-    for gone in ["keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"] {
+    headers::forwarded(
+        &mut map,
+        peer,
+        host,
+        version == http::Version::HTTP_2,
+        flags & 8 != 0,
+    );
+    for gone in [
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+    ] {
         assert!(!map.contains_key(gone), "{gone} survived");
     }
     let xff = map.get("x-forwarded-for").expect("x-forwarded-for set");

@@ -79,6 +79,8 @@ impl Server {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut conns = JoinSet::new();
+        // Shared by the connections: one reference count each, no copy.
+        let tls = tls.map(Arc::new);
         let stop = shutdown.clone();
         let stopped = async move { stopped(&mut shutdown).await };
         tokio::pin!(stopped);
@@ -132,7 +134,7 @@ impl Server {
         self: Arc<Self>,
         stream: TcpStream,
         addr: std::net::SocketAddr,
-        tls: Option<Tls>,
+        tls: Option<Arc<Tls>>,
         stop: watch::Receiver<bool>,
         _slot: OwnedSemaphorePermit,
     ) {

@@ -80,7 +80,7 @@ async fn a_broken_file_is_refused_and_traffic_continues() {
     std::fs::write(&env.config_path, &broken).unwrap();
     assert_eventually!(
         !events(&env, "config_rejected").is_empty(),
-        2.0,
+        5.0,
         "no config_rejected"
     );
     let reason = events(&env, "config_rejected")[0].reason.clone();
@@ -172,19 +172,19 @@ async fn in_place_write_and_rename_over_are_caught() {
     env.write_config(&file(&v1.url(), &v2.url(), 80.0, 20.0));
     assert_eventually!(
         weight(&env, "v2").await == 20,
-        2.0,
+        5.0,
         "in-place write not seen"
     );
     rename_over(
         &env.config_path,
         &env.routing_file(&file(&v1.url(), &v2.url(), 70.0, 30.0)),
     );
-    assert_eventually!(weight(&env, "v2").await == 30, 2.0, "rename-over not seen");
+    assert_eventually!(weight(&env, "v2").await == 30, 5.0, "rename-over not seen");
     // The watch survives the rename (it is on the directory).
     env.write_config(&file(&v1.url(), &v2.url(), 60.0, 40.0));
     assert_eventually!(
         weight(&env, "v2").await == 40,
-        2.0,
+        5.0,
         "write after rename not seen"
     );
     env.stop().await;
@@ -220,7 +220,7 @@ async fn a_configmap_symlink_swap_is_caught() {
         std::fs::remove_dir_all(root.join(format!("..2026_v{}", n - 1))).unwrap();
         assert_eventually!(
             weight(&env, "v2").await == w2 as i64,
-            2.0,
+            5.0,
             "swap {n} not seen"
         );
     }
@@ -239,7 +239,7 @@ async fn restore_of_an_old_revision_brings_its_weights_back() {
         env.write_config(&file(&v1.url(), &v2.url(), 100.0 - w2, w2));
         assert_eventually!(
             env.live.snapshot().revision.as_ref() == rev,
-            2.0,
+            5.0,
             "{rev} not applied"
         );
     }
@@ -310,9 +310,11 @@ async fn sighup_reloads_the_binary() {
     // bytes; SIGHUP then reloads anyway and refuses it again (actor signal).
     let good = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, good.replace("weight = 1", "weight = -1")).unwrap();
+    // Generous bounds: on a loaded 2-core CI box the watcher's debounce
+    // and the child's scheduling can take seconds.
     assert_eventually!(
         events("file").await == 1,
-        2.0,
+        10.0,
         "the watcher did not refuse it"
     );
     let pid = serin.child.id().to_string();
@@ -321,7 +323,7 @@ async fn sighup_reloads_the_binary() {
         .status()
         .unwrap();
     assert!(killed.success());
-    assert_eventually!(events("signal").await == 1, 2.0, "SIGHUP did not reload");
+    assert_eventually!(events("signal").await == 1, 10.0, "SIGHUP did not reload");
     let r = TestClient::http1()
         .get(&format!("http://{}/", serin.http), &[])
         .await;

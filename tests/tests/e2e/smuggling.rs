@@ -9,30 +9,30 @@
 
 use std::time::Duration;
 
-use serin_loadtest::FakeVersion;
+use serin_loadtest::{FakeHandle, FakeVersion};
 use serin_tests::raw::{self, exchange, kind};
 use serin_tests::{one_route, TestEnv};
 
 const WAIT: Duration = Duration::from_secs(3);
 
-/// A route without a chain (bodies stream through) or with one (bodies are
-/// read whole first, for replay).
-async fn env(v: &serin_loadtest::FakeHandle, chain: bool) -> TestEnv {
-    let extra = if chain {
-        "[routes.fallback]\nchain = [\"v1\"]\n"
-    } else {
-        ""
-    };
-    let mut toml = one_route(&[("v1", &v.url(), 1.0)], "");
-    toml.push_str(extra);
-    TestEnv::start(&toml).await
+/// A route whose bodies stream through (no chain), or are read whole first
+/// for replay (a chain with somewhere to go: v1 then v2). Each call has
+/// its own versions, so a request cut off in one case cannot be counted
+/// in the next.
+async fn env(chain: bool) -> (TestEnv, FakeHandle, FakeHandle) {
+    let v1 = FakeVersion::start("v1").unwrap();
+    let v2 = FakeVersion::start("v2").unwrap();
+    let mut toml = one_route(&[("v1", &v1.url(), 1.0), ("v2", &v2.url(), 0.0)], "");
+    if chain {
+        toml.push_str("[routes.fallback]\nchain = [\"v1\", \"v2\"]\n");
+    }
+    (TestEnv::start(&toml).await, v1, v2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_framing_gets_400_closed_and_never_reaches_the_version() {
-    let v = FakeVersion::start("v1").unwrap();
     for chain in [false, true] {
-        let env = env(&v, chain).await;
+        let (env, v, _v2) = env(chain).await;
         let cases: [(&str, &[u8]); 11] = [
             (
                 "two different Content-Lengths",
@@ -97,16 +97,15 @@ async fn ambiguous_framing_gets_400_closed_and_never_reaches_the_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_chunk_sizes_get_400_and_close() {
-    let v = FakeVersion::start("v1").unwrap();
     for chain in [false, true] {
-        let env = env(&v, chain).await;
-        for (what, body) in [
-            ("not hex", &b"zz\r\nhello\r\n0\r\n\r\n"[..]),
+        let (env, v, v2) = env(chain).await;
+        let cases: [(&str, &[u8]); 4] = [
+            ("not hex", b"zz\r\nhello\r\n0\r\n\r\n"),
             ("overflow", b"fffffffffffffffffff\r\nhello\r\n0\r\n\r\n"),
             ("negative", b"-5\r\nhello\r\n0\r\n\r\n"),
             ("size past the data", b"5\r\nhelloEXTRA\r\n0\r\n\r\n"),
-        ] {
-            let before = v.requests();
+        ];
+        for (what, body) in cases {
             let mut bytes =
                 b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
             bytes.extend_from_slice(body);
@@ -114,24 +113,25 @@ async fn invalid_chunk_sizes_get_400_and_close() {
             assert_eq!(r.status(), Some(400), "{what} (chain {chain}): {}", r.text);
             assert!(r.closed, "{what}: connection left open");
             assert_eq!(r.responses(), 1, "{what}: {}", r.text);
-            // With a chain the body is read whole before any version sees
-            // it; streamed, a version may see the head of a request whose
-            // body is then cut off — never a complete one, never two.
-            let reached = v.requests() - before;
-            assert!(
-                reached <= u64::from(!chain),
-                "{what} (chain {chain}): {reached} requests reached the version"
-            );
         }
+        // With a chain the body is read whole before any version sees it;
+        // streamed, a version may see the head of a request whose body is
+        // then cut off — never a complete one, never two per request.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let reached = v.requests() + v2.requests();
+        let most = if chain { 0 } else { cases.len() as u64 };
+        assert!(
+            reached <= most,
+            "chain {chain}: {reached} requests reached a version"
+        );
         env.stop().await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cl_plus_te_is_framed_by_chunked_and_the_rest_never_becomes_a_request() {
-    let v = FakeVersion::start("v1").unwrap();
     for chain in [false, true] {
-        let env = env(&v, chain).await;
+        let (env, v, _v2) = env(chain).await;
         // CL.TE: a CL-framing hop would read "0\r\n\r\nGET /smuggled…" as
         // the body; TE framing ends the body at "0\r\n\r\n", and what
         // follows would be a second request — unless the connection closes.
@@ -183,8 +183,7 @@ async fn cl_plus_te_is_framed_by_chunked_and_the_rest_never_becomes_a_request() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_connection_specific_headers_are_refused() {
-    let v = FakeVersion::start("v1").unwrap();
-    let env = env(&v, false).await;
+    let (env, v, _v2) = env(false).await;
     let base = [
         (":method", "GET"),
         (":scheme", "http"),

@@ -15,13 +15,16 @@ use tokio::time::Instant;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_upload_is_cut_with_408_and_blames_no_version() {
     let v = FakeVersion::start("v1").unwrap();
+    let v2 = FakeVersion::start("v2").unwrap();
     for chain in [false, true] {
+        // With a chain that has somewhere to go, the body is kept for
+        // replay (read whole first); without, it streams to v1.
         let mut toml = format!(
             "[limits]\nbody_read_timeout = \"500ms\"\n\n{}",
-            one_route(&[("v1", &v.url(), 1.0)], "")
+            one_route(&[("v1", &v.url(), 1.0), ("v2", &v2.url(), 0.0)], "")
         );
         if chain {
-            toml.push_str("[routes.fallback]\nchain = [\"v1\"]\n");
+            toml.push_str("[routes.fallback]\nchain = [\"v1\", \"v2\"]\n");
         }
         let env = TestEnv::start(&toml).await;
         let mut s = TcpStream::connect(env.http).await.unwrap();
