@@ -23,7 +23,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 bench=$root/loadtest/bench
 cd "$root"
 
-DUR=5s ROUNDS=3 RATE=2000 IDLE=10000 WORKERS="1 2" BUILD=1 QUICK=0
+DUR=5s ROUNDS=4 RATE=2000 IDLE=10000 WORKERS="1 2" BUILD=1 QUICK=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; DUR=2s; ROUNDS=1 ;;
@@ -296,7 +296,7 @@ for workers in $WORKERS; do
 
   # Warm-up, and proof that every target answers and splits 90/10.
   for target in $ALL; do
-    load "$work/s.json" --url "$(url "$target")" --rate 0 --duration 1s --connections 64
+    load "$work/s.json" --url "$(url "$target")" --rate 0 --duration 2s --connections 64
     probe emit kind=warmup target="$target" workers="$workers" report=@"$work/s.json" >>"$raw"
   done
   log "warm-up done; split: $(python3 "$bench/summarize.py" --split "$raw" "$workers")"
