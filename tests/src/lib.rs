@@ -158,7 +158,9 @@ impl TestEnv {
 }
 
 /// The `serin` binary cargo built next to this test binary
-/// (`target/<profile>/serin`; `cargo test --workspace` builds it).
+/// (`target/<profile>/serin`). `cargo test --workspace` builds it because
+/// serin-proxy has an integration test (`proxy/tests/check.rs`); cargo builds
+/// a package's binaries only for its own integration tests.
 ///
 /// # Panics
 /// When it is not there.
@@ -172,7 +174,7 @@ pub fn serin_bin() -> PathBuf {
         .expect("target dir");
     assert!(
         bin.exists(),
-        "{} not found: build it with `cargo build -p serin-proxy` (cargo test --workspace does)",
+        "{} not found: run `cargo test --workspace`, or `cargo build -p serin-proxy` first",
         bin.display()
     );
     bin

@@ -3,7 +3,6 @@
 mod e2e {
     mod api;
     mod breaker;
-    mod check;
     mod cli;
     mod crash;
     mod crash_rounds;

@@ -1,9 +1,11 @@
 //! `serin check`: a good file exits 0 with a summary; each kind of bad file
 //! exits 1 and points at the right `file:line:col`.
+//!
+//! This test lives in the package that owns the `serin` binary on purpose:
+//! an integration test here is what makes `cargo test --workspace` build
+//! `target/<profile>/serin`, which serin-tests' end-to-end tests spawn.
 
 use std::process::Command;
-
-use serin_tests::serin_bin;
 
 const GOOD: &str = r#"[listen]
 http = "127.0.0.1:8080"
@@ -36,7 +38,7 @@ fn check(toml: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("serin.toml");
     std::fs::write(&path, toml).unwrap();
-    let out = Command::new(serin_bin())
+    let out = Command::new(env!("CARGO_BIN_EXE_serin"))
         .arg("check")
         .arg(&path)
         .output()
