@@ -339,6 +339,11 @@ impl Live {
 
     /// Sets live weights of `route` (versions not named keep theirs).
     ///
+    /// Weights set by hand are the operator's intent: when they give a
+    /// rolled-back (or rolling-back) canary traffic again, the route leaves
+    /// that state and the engine judges the canary again from the next tick;
+    /// the event's reason says so.
+    ///
     /// # Errors
     /// Unknown route or version, a weight that is negative or not finite,
     /// or a result where every weight is zero. Nothing changes then.
@@ -348,7 +353,7 @@ impl Live {
         weights: &BTreeMap<String, f64>,
         draft: Draft,
     ) -> Result<Event, LiveError> {
-        self.update(draft.route(route), |config, state| {
+        self.update_with(draft.route(route), |config, state, draft| {
             let Some(r) = config.routes.iter().find(|r| r.name == route) else {
                 return Err(LiveError::NoRoute(route.to_owned()));
             };
@@ -363,6 +368,20 @@ impl Live {
                 .entry(route.to_owned())
                 .or_default()
                 .extend(weights.iter().map(|(k, v)| (k.clone(), *v)));
+            let back = state.routes.get(route).and_then(|rs| {
+                let (canary, _) = rs.canary.as_ref()?;
+                let pulled = matches!(rs.phase, Phase::RolledBack | Phase::RollingBack);
+                (pulled && weights.get(canary).is_some_and(|w| *w > 0.0))
+                    .then(|| (canary.clone(), rs.phase))
+            });
+            if let Some((canary, phase)) = back {
+                state.routes.remove(route);
+                draft.reason = format!(
+                    "{}; {canary} back from {}: the engine judges it again",
+                    draft.reason,
+                    phase.as_str()
+                );
+            }
             Ok(())
         })
     }

@@ -168,3 +168,34 @@ fn a_file_changed_while_stopped_is_a_new_revision() {
     let (live, _) = start(dir.path(), 20);
     assert_eq!(live.state().revision, "r2", "same file, same revision");
 }
+
+#[test]
+fn weights_by_hand_bring_a_rolled_back_canary_back_under_the_engine() {
+    use crate::engine::{rollback, RollbackMode};
+    use crate::persist::Phase;
+    let dir = tempfile::tempdir().unwrap();
+    let (live, _reloader) = start(dir.path(), 10);
+    rollback(&live, "svc", RollbackMode::Immediate, Actor::Api, "drill").unwrap();
+    assert_eq!(live.state().routes["svc"].phase, Phase::RolledBack);
+    assert_eq!(weight(&live, "v2"), 0.0);
+
+    // Weights that leave the canary at 0 keep the route rolled back.
+    let draft = Draft::new(Actor::Api, "weights_changed", "more v1");
+    live.set_weights("svc", &BTreeMap::from([("v1".to_owned(), 50.0)]), draft)
+        .unwrap();
+    assert_eq!(live.state().routes["svc"].phase, Phase::RolledBack);
+
+    let draft = Draft::new(Actor::Api, "weights_changed", "fixed in v2.0.1");
+    let event = live
+        .set_weights("svc", &BTreeMap::from([("v2".to_owned(), 5.0)]), draft)
+        .unwrap();
+    assert_eq!(weight(&live, "v2"), 5.0);
+    assert!(
+        !live.state().routes.contains_key("svc"),
+        "the route is stable again: the engine judges v2 from the next tick"
+    );
+    assert_eq!(
+        event.reason,
+        "fixed in v2.0.1; v2 back from rolled_back: the engine judges it again"
+    );
+}
