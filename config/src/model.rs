@@ -9,6 +9,11 @@ use std::time::Duration;
 
 use crate::rule::Rule;
 
+/// The longest window a rule, a breaker or the stats API can read: serin's
+/// in-process telemetry keeps 1 s slots for this long. A longer `window` in
+/// the routing file is refused rather than silently read short.
+pub const MAX_WINDOW: Duration = Duration::from_secs(15 * 60);
+
 /// A whole, valid routing file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

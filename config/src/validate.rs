@@ -238,6 +238,26 @@ impl Ctx<'_> {
         .unwrap_or(default)
     }
 
+    /// A telemetry window: a duration above zero and at most
+    /// [`MAX_WINDOW`](crate::MAX_WINDOW), or `default` when absent.
+    pub(crate) fn window(&mut self, value: Option<&Str>, default: Duration) -> Duration {
+        let window = self.duration(value, "window", default);
+        match value {
+            Some(v) if window > crate::MAX_WINDOW => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "window {} is longer than the {} minutes of telemetry serin keeps",
+                        v.get_ref(),
+                        crate::MAX_WINDOW.as_secs() / 60
+                    ),
+                );
+                default
+            }
+            _ => window,
+        }
+    }
+
     /// An integer at least `min` that fits `T`, or `default` when absent.
     pub(crate) fn int<T: TryFrom<i64>>(
         &mut self,

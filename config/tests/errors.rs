@@ -165,6 +165,24 @@ fn durations() {
 }
 
 #[test]
+fn windows_longer_than_the_telemetry_keeps_are_refused() {
+    assert_one(
+        &file("", "[routes.breaker]\nwindow = \"16m\""),
+        "9:10",
+        "window 16m is longer than the 15 minutes of telemetry serin keeps",
+    );
+    assert_one(
+        &file(
+            "",
+            "[routes.rollback]\nstable = \"v1\"\nwindow = \"1h\"\ncritical = [\"error_rate > 10%\"]",
+        ),
+        "10:10",
+        "window 1h is longer than the 15 minutes",
+    );
+    parse(&file("", "[routes.breaker]\nwindow = \"15m\""), "t.toml").unwrap();
+}
+
+#[test]
 fn fallback_chain() {
     let chain = "[routes.fallback]\nchain = [\"v2\", \"v1\", \"v1\"]";
     assert_eq!(

@@ -121,7 +121,8 @@ impl Outcome {
 // === impl Telemetry ===
 
 impl Telemetry {
-    /// 1 s slots kept for 15 minutes. Installs the Prometheus recorder
+    /// 1 s slots kept for [`serin_config::MAX_WINDOW`] (15 minutes): the
+    /// longest window the routing file accepts. Installs the Prometheus recorder
     /// ([`crate::metrics::install`], once per process) first, so the handles
     /// every `VersionStats` resolves at registration are live ones.
     pub fn new() -> Self {
@@ -129,7 +130,7 @@ impl Telemetry {
         Self {
             settings: Settings {
                 slot: Duration::from_secs(1),
-                retention: Duration::from_secs(15 * 60),
+                retention: serin_config::MAX_WINDOW,
                 shards: shard::default_count(),
             },
             enabled: Arc::new(AtomicBool::new(true)),

@@ -123,7 +123,7 @@ pub(super) fn breaker(cx: &mut Ctx<'_>, raw: &RawBreaker) -> Breaker {
     Breaker {
         error_rate,
         min_requests: cx.int(raw.min_requests.as_ref(), "min_requests", 1, 20),
-        window: cx.duration(raw.window.as_ref(), "window", Duration::from_secs(10)),
+        window: cx.window(raw.window.as_ref(), Duration::from_secs(10)),
         open_for: cx.duration(raw.open_for.as_ref(), "open_for", Duration::from_secs(30)),
         half_open_probes: cx.int(raw.half_open_probes.as_ref(), "half_open_probes", 1, 3),
     }

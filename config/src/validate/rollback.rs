@@ -40,7 +40,7 @@ pub(super) fn rollback(cx: &mut Ctx<'_>, raw: &RawRollback, versions: &[RawVersi
     );
     Rollback {
         stable: stable.clone(),
-        window: cx.duration(raw.window.as_ref(), "window", Duration::from_secs(5 * 60)),
+        window: cx.window(raw.window.as_ref(), Duration::from_secs(5 * 60)),
         // Zero is allowed: act on the first evaluation that breaches.
         confirm: raw
             .confirm

@@ -8,11 +8,10 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use serin_config::MAX_WINDOW;
+
 use super::{ApiError, ApiState};
 use crate::telemetry::WindowStats;
-
-/// The longest window the API reads (the telemetry's retention).
-const MAX_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
