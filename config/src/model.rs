@@ -25,6 +25,8 @@ pub struct Config {
     pub state: State,
     /// `[limits]`: every field has a default, so the table is optional.
     pub limits: Limits,
+    /// `[engine]`: optional too.
+    pub engine: Engine,
     /// `[[notify]]`, in file order.
     pub notify: Vec<Notify>,
     /// `[[routes]]`, in file order; names unique.
@@ -65,6 +67,15 @@ pub struct State {
     /// Routing-file revisions kept in `dir/revisions/`, oldest dropped
     /// first. At least 1; default 50.
     pub keep_revisions: usize,
+}
+
+/// `[engine]`: how often the rollout/rollback engine judges every route.
+/// Bound when the engine starts: a change needs a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Engine {
+    /// Between two evaluations (default 1 s, at least 100 ms); a breaker
+    /// that opens is judged at once, not a tick later.
+    pub tick: Duration,
 }
 
 /// `[limits]`: what one client may cost serin, and how long serin waits.

@@ -22,6 +22,7 @@ pub(crate) struct RawConfig {
     pub(crate) admin: Option<RawAdmin>,
     pub(crate) state: Option<RawState>,
     pub(crate) limits: Option<RawLimits>,
+    pub(crate) engine: Option<RawEngine>,
     #[serde(default)]
     pub(crate) notify: Vec<RawNotify>,
     #[serde(default)]
@@ -50,6 +51,12 @@ pub(crate) struct RawAdmin {
 pub(crate) struct RawState {
     pub(crate) dir: Option<Str>,
     pub(crate) keep_revisions: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEngine {
+    pub(crate) tick: Option<Str>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,8 +20,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::error::{ConfigError, ConfigErrors, Source};
-use crate::model::{Admin, Config, Listen, Notify, State};
-use crate::raw::{RawAdmin, RawConfig, RawListen, RawNotify, RawState, Str};
+use crate::model::{Admin, Config, Engine, Listen, Notify, State};
+use crate::raw::{RawAdmin, RawConfig, RawEngine, RawListen, RawNotify, RawState, Str};
 use crate::units::parse_duration;
 
 mod limits;
@@ -45,6 +45,7 @@ pub(crate) fn validate(raw: RawConfig, src: Source<'_>) -> Result<Config, Config
     let admin = admin(&mut cx, raw.admin.as_ref(), &listen);
     let state = state(&mut cx, raw.state.as_ref());
     let limits = limits::limits(&mut cx, raw.limits.as_ref());
+    let engine = engine(&mut cx, raw.engine.as_ref());
     let notify = raw.notify.iter().map(|n| notify(&mut cx, n)).collect();
     let routes = route::routes(&mut cx, &raw.routes);
     let config = Config {
@@ -52,10 +53,30 @@ pub(crate) fn validate(raw: RawConfig, src: Source<'_>) -> Result<Config, Config
         admin,
         state,
         limits,
+        engine,
         notify,
         routes,
     };
     cx.finish(config)
+}
+
+/// The shortest engine tick: each decision fsyncs the state file and the
+/// audit log, so a faster loop buys nothing but disk writes.
+const MIN_TICK: Duration = Duration::from_millis(100);
+
+fn engine(cx: &mut Ctx<'_>, raw: Option<&RawEngine>) -> Engine {
+    let default = Duration::from_secs(1);
+    let Some(value) = raw.and_then(|r| r.tick.as_ref()) else {
+        return Engine { tick: default };
+    };
+    let tick = cx
+        .check(value, |s| match parse_duration(s) {
+            Ok(d) if d < MIN_TICK => Err(format!("tick must be at least 100ms, got {s}")),
+            Ok(d) => Ok(d),
+            Err(e) => Err(format!("tick: {e}")),
+        })
+        .unwrap_or(default);
+    Engine { tick }
 }
 
 fn listen(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawListen>>) -> Listen {

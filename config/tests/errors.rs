@@ -165,6 +165,21 @@ fn durations() {
 }
 
 #[test]
+fn engine_tick() {
+    let with_tick = |tick: &str| format!("[engine]\ntick = \"{tick}\"\n{}", file("", ""));
+    assert_one(
+        &with_tick("10ms"),
+        "2:8",
+        "tick must be at least 100ms, got 10ms",
+    );
+    assert_one(&with_tick("soon"), "2:8", "tick: ");
+    let config = parse(&with_tick("250ms"), "t.toml").unwrap();
+    assert_eq!(config.engine.tick, std::time::Duration::from_millis(250));
+    let config = parse(&file("", ""), "t.toml").unwrap();
+    assert_eq!(config.engine.tick, std::time::Duration::from_secs(1));
+}
+
+#[test]
 fn windows_longer_than_the_telemetry_keeps_are_refused() {
     assert_one(
         &file("", "[routes.breaker]\nwindow = \"16m\""),

@@ -40,9 +40,6 @@ pub struct Verdicts {
     map: Mutex<BTreeMap<String, String>>,
 }
 
-/// Default evaluation period.
-pub const TICK: Duration = Duration::from_secs(1);
-
 /// In-memory timing of one route (lost on restart, which only restarts
 /// confirmation: the decisions themselves are in the saved state).
 #[derive(Debug, Default)]

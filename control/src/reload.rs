@@ -320,6 +320,7 @@ fn fixed_sections(current: &Config, new: &Config) -> Option<String> {
         ("[admin]", current.admin != new.admin),
         ("[state]", current.state != new.state),
         ("[limits]", current.limits != new.limits),
+        ("[engine]", current.engine != new.engine),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

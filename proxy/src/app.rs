@@ -180,7 +180,7 @@ impl App {
             self.live.shared().telemetry.spawn(),
             monitor::spawn(self.live.clone()),
             prober::spawn(self.live.clone()),
-            engine::spawn(self.live.clone(), engine::TICK),
+            engine::spawn(self.live.clone(), self.live.config().engine.tick),
         ];
         let notifiers = serin_control::notify::spawn(
             &self.live.config().notify,
