@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::proxy::Proxy;
 use crate::server::Server;
 use crate::tls::{self, Tls, TlsError};
+use crate::workers::Workers;
 
 /// The listeners a serin serves on. Bound by the caller (the binary binds
 /// the config's addresses; tests and the demo bind `127.0.0.1:0`).
@@ -50,6 +51,9 @@ pub struct App {
     auth: Auth,
     /// `listen.https`'s certificate, loaded at start and reloaded on change.
     tls: Option<Tls>,
+    /// Data-plane worker threads (`serin run --workers`); `None`: the
+    /// data plane runs on the caller's runtime (tests, the demo).
+    threads: Option<usize>,
 }
 
 // === impl Listeners ===
@@ -125,6 +129,7 @@ impl App {
             watch: None,
             auth: Auth::open(),
             tls,
+            threads: None,
         })
     }
 
@@ -160,6 +165,15 @@ impl App {
     /// Who may call the admin API (default: anyone, for loopback-only use).
     pub fn with_auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Serves connections on `n` worker threads, each with its own
+    /// current-thread runtime (`workers.rs`), instead of on the runtime
+    /// that calls [`App::serve`], which keeps the accept loops and the
+    /// control plane.
+    pub fn with_threads(mut self, n: usize) -> Self {
+        self.threads = Some(n.max(1));
         self
     }
 
@@ -208,21 +222,42 @@ impl App {
         }
         // `[limits]` is read once: a change needs a restart.
         let server = Server::new(self.proxy.clone(), &self.live.config().limits);
+        let workers = self.threads.and_then(|n| {
+            Workers::start(&server, n, &shutdown)
+                .map_err(|e| tracing::error!(error = %e, "no worker threads; serving on the main runtime"))
+                .ok()
+        });
+        let mut serve = |l: TcpListener, tls: Option<Tls>| {
+            let (server, stop) = (server.clone(), shutdown.clone());
+            match &workers {
+                Some((w, _)) => tasks.spawn(server.serve_on(l, tls, w.clone(), stop)),
+                None => tasks.spawn(server.serve(l, tls, stop)),
+            }
+        };
         if let Some(l) = listeners.http {
-            tasks.spawn(server.clone().serve(l, None, shutdown.clone()));
+            serve(l, None);
         }
         let mut cert_reload = None;
         match (listeners.https, self.tls) {
             (Some(l), Some(tls)) => {
                 cert_reload = Some(tls::spawn_reload(tls.clone(), self.live.clone()));
-                tasks.spawn(server.serve(l, Some(tls), shutdown.clone()));
+                serve(l, Some(tls));
             }
             (Some(_), None) => {
                 tracing::error!("an https listener without listen.tls_cert/tls_key: not served")
             }
             _ => {}
         }
+        // The accept loops hold the only other handles: once they end, the
+        // workers' queues close and each worker drains its connections.
+        let drained = workers.map(|(w, drained)| {
+            drop(w);
+            drained
+        });
         while tasks.join_next().await.is_some() {}
+        if let Some(drained) = drained {
+            drained.wait().await;
+        }
         for task in background
             .into_iter()
             .chain(notifiers)

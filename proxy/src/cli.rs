@@ -28,7 +28,8 @@ pub enum Command {
         /// The routing file.
         #[arg(long, short)]
         config: PathBuf,
-        /// Runtime worker threads (default: cores).
+        /// Data-plane worker threads, each with its own runtime (default:
+        /// cores). The admin API and the engine run on one more thread.
         #[arg(long)]
         workers: Option<usize>,
     },
@@ -66,10 +67,12 @@ pub enum AuditAction {
 // === impl Cli ===
 
 impl Cli {
-    /// Worker threads the runtime should have, if the command says.
+    /// Worker threads the main runtime should have, if the command says:
+    /// `run` keeps one for the accept loops and the control plane (its
+    /// data plane has threads of its own), the others take the default.
     pub fn workers(&self) -> Option<usize> {
         match self.command {
-            Command::Run { workers, .. } => workers,
+            Command::Run { .. } => Some(1),
             _ => None,
         }
     }
@@ -86,7 +89,7 @@ impl Cli {
     /// Runs the command; the exit code scripts can trust.
     pub async fn exec(self) -> ExitCode {
         match self.command {
-            Command::Run { config, .. } => run(config).await,
+            Command::Run { config, workers } => run(config, workers).await,
             Command::Check { file } => check(&file),
             Command::Demo { keep } => crate::demo::run(keep).await,
             Command::Audit {
@@ -129,7 +132,7 @@ fn check(file: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn run(path: PathBuf) -> ExitCode {
+async fn run(path: PathBuf, workers: Option<usize>) -> ExitCode {
     let config = match serin_config::load(&path) {
         Ok(c) => c,
         Err(errors) => {
@@ -154,8 +157,11 @@ async fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let threads = workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let app = match App::from_file(config, &path, auth) {
-        Ok(a) => a,
+        Ok(a) => a.with_threads(threads),
         Err(e) => {
             eprintln!("serin: {e}");
             return ExitCode::FAILURE;

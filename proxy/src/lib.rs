@@ -12,7 +12,8 @@
 //!
 //! # Layout
 //! - `app`: the one assembler — config to a running proxy + admin API.
-//! - `server`: accept loops, connection serving, graceful drain; `limits`:
+//! - `server`: accept loops, connection serving, graceful drain; `workers`:
+//!   the data-plane threads of `serin run`, one runtime each; `limits`:
 //!   per-connection clocks (header read, idle); `tls`: rustls and
 //!   certificate reload; `smuggling`: ambiguous framing refused.
 //! - `proxy`: the request path: `route` → `pick` → `upstream` → response.
@@ -40,6 +41,7 @@ mod server;
 mod smuggling;
 mod tls;
 mod upstream;
+mod workers;
 
 pub use app::{App, AppError, Listeners};
 pub use tls::{install_crypto_provider, TlsError};

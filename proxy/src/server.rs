@@ -25,6 +25,7 @@ use crate::headers::Peer;
 use crate::limits::{Activity, Guarded, Verdict, Watched};
 use crate::proxy::Proxy;
 use crate::tls::Tls;
+use crate::workers::Workers;
 
 /// hyper refuses an HTTP/1.1 read buffer smaller than this.
 const MIN_BUF: usize = 8 * 1024;
@@ -36,6 +37,24 @@ pub(crate) struct Server {
     limits: Limits,
     slots: Arc<Semaphore>,
     proxy: Arc<Proxy>,
+}
+
+/// An accepted connection on its way to the task that serves it.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) stream: Stream,
+    addr: std::net::SocketAddr,
+    tls: Option<Arc<Tls>>,
+    /// Its place under `max_connections`, held until it closes.
+    slot: OwnedSemaphorePermit,
+}
+
+/// A TCP stream registered with the accepting runtime, or detached from it
+/// to be registered with a worker's.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tokio(TcpStream),
+    Std(std::net::TcpStream),
 }
 
 // === impl Server ===
@@ -71,21 +90,54 @@ impl Server {
     /// true; then stops accepting (the listener is closed, so new clients
     /// are refused), asks open connections to finish (HTTP/1.1: close after
     /// the response in flight; HTTP/2: GOAWAY) and waits up to
-    /// `drain_timeout` before closing what is left.
+    /// `drain_timeout` before closing what is left. Connections run on this
+    /// task's runtime.
     pub(crate) async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         tls: Option<Tls>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) {
         let mut conns = JoinSet::new();
+        let stop = shutdown.clone();
+        let me = self.clone();
+        self.accept(listener, tls, shutdown, |conn| {
+            while conns.try_join_next().is_some() {}
+            let me = me.clone();
+            let stop = stop.clone();
+            conns.spawn(async move { me.run(conn, stop).await });
+        })
+        .await;
+        self.drain(conns).await;
+    }
+
+    /// As [`Server::serve`], with connections handed to `workers` (each on
+    /// its own thread and runtime) instead of run here.
+    pub(crate) async fn serve_on(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<Tls>,
+        workers: Workers,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        self.accept(listener, tls, shutdown, |conn| workers.hand(conn))
+            .await;
+    }
+
+    /// The accept loop: a slot, then a connection, handed to `run`, until
+    /// `shutdown`; the listener is closed when it returns.
+    async fn accept(
+        &self,
+        listener: TcpListener,
+        tls: Option<Tls>,
+        mut shutdown: watch::Receiver<bool>,
+        mut run: impl FnMut(Conn),
+    ) {
         // Shared by the connections: one reference count each, no copy.
         let tls = tls.map(Arc::new);
-        let stop = shutdown.clone();
         let stopped = async move { stopped(&mut shutdown).await };
         tokio::pin!(stopped);
         loop {
-            while conns.try_join_next().is_some() {}
             // A slot first: at the limit, accepting pauses.
             let slot = tokio::select! {
                 slot = self.slots.clone().acquire_owned() => match slot {
@@ -107,11 +159,17 @@ impl Server {
                 () = &mut stopped => break,
             };
             let _ = stream.set_nodelay(true);
-            let me = self.clone();
-            let (tls, stop) = (tls.clone(), stop.clone());
-            conns.spawn(async move { me.accepted(stream, addr, tls, stop, slot).await });
+            run(Conn {
+                stream: Stream::Tokio(stream),
+                addr,
+                tls: tls.clone(),
+                slot,
+            });
         }
-        drop(listener);
+    }
+
+    /// Waits up to `drain_timeout` for `conns`, then closes what is left.
+    pub(crate) async fn drain(&self, mut conns: JoinSet<()>) {
         let drain = self.limits.drain_timeout;
         let waited =
             tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
@@ -126,6 +184,19 @@ impl Server {
                 conns.shutdown().await;
             }
         }
+    }
+
+    /// Serves one accepted connection on the current runtime.
+    pub(crate) async fn run(self: Arc<Self>, conn: Conn, stop: watch::Receiver<bool>) {
+        let stream = match conn.stream {
+            Stream::Tokio(s) => s,
+            Stream::Std(s) => match TcpStream::from_std(s) {
+                Ok(s) => s,
+                Err(e) => return tracing::warn!(error = %e, "connection not registered"),
+            },
+        };
+        self.accepted(stream, conn.addr, conn.tls, stop, conn.slot)
+            .await;
     }
 
     /// One accepted TCP connection: the TLS handshake if any (bounded by the

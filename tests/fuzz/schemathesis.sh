@@ -17,7 +17,7 @@ TOKEN=fuzz-token-$RANDOM$RANDOM
 venv=$root/target/schemathesis-venv
 if [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q schemathesis
+  "$venv/bin/pip" install -q "schemathesis==4.32.5"
 fi
 cargo build -q --bin serin --bin serin-load
 BIN=$root/target/debug
