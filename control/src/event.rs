@@ -78,6 +78,23 @@ struct Ring {
     audit: Option<AuditLog>,
 }
 
+/// `draft` as the next event: seq and time assigned, not yet chained.
+fn stamp(ring: &Ring, draft: Draft) -> Event {
+    Event {
+        seq: ring.next_seq,
+        time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        actor: draft.actor,
+        kind: draft.kind.to_owned(),
+        route: draft.route,
+        version: draft.version,
+        before: draft.before,
+        after: draft.after,
+        reason: draft.reason,
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
 // === impl Draft ===
 
 impl Draft {
@@ -156,31 +173,54 @@ impl Events {
         Ok(me)
     }
 
-    /// Records a change and returns it as stored. With an audit log, the
-    /// event is on disk before this returns; a failed write is logged
-    /// loudly and the event is kept in memory (the change it describes has
-    /// already been made durable by the state file).
+    /// Records an event that changes no saved state (a breaker opened, a
+    /// file refused) and returns it as stored. With an audit log, the event
+    /// is on disk before this returns; a failed write is logged loudly and
+    /// the event is kept in memory.
     pub fn record(&self, draft: Draft) -> Event {
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        let mut event = Event {
-            seq: ring.next_seq,
-            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            actor: draft.actor,
-            kind: draft.kind.to_owned(),
-            route: draft.route,
-            version: draft.version,
-            before: draft.before,
-            after: draft.after,
-            reason: draft.reason,
-            prev_hash: String::new(),
-            hash: String::new(),
-        };
+        let mut ring = self.lock();
+        let event = stamp(&ring, draft);
+        self.publish(&mut ring, event)
+    }
+
+    /// Records the event of a state change: `save` gets the event with its
+    /// seq and time and makes the new state durable (with the event in it)
+    /// before the event is appended to the audit log. No other event can
+    /// come in between, so the saved event's seq is the next line's.
+    ///
+    /// # Errors
+    /// `save`'s: nothing is recorded then, and the seq is not used.
+    pub fn record_durably(
+        &self,
+        draft: Draft,
+        save: impl FnOnce(&Event) -> std::io::Result<()>,
+    ) -> std::io::Result<Event> {
+        let mut ring = self.lock();
+        let event = stamp(&ring, draft);
+        save(&event)?;
+        Ok(self.publish(&mut ring, event))
+    }
+
+    /// Appends `event`, saved with a state whose audit line a crash (or a
+    /// failed write) lost, if the log does not have it yet: its seq is the
+    /// next one. Returns whether it was appended.
+    pub fn recover(&self, event: &Event) -> bool {
+        let mut ring = self.lock();
+        if event.seq != ring.next_seq {
+            return false;
+        }
+        tracing::warn!(seq = event.seq, kind = %event.kind, "audit: the last change's entry was missing; appended from the state file");
+        self.publish(&mut ring, event.clone());
+        true
+    }
+
+    fn publish(&self, ring: &mut Ring, mut event: Event) -> Event {
         if let Some(audit) = ring.audit.as_mut() {
             if let Err(e) = audit.append(&mut event) {
                 tracing::error!(path = %audit.path().display(), error = %e, "audit log write failed");
             }
         }
-        ring.next_seq += 1;
+        ring.next_seq = event.seq + 1;
         if ring.events.len() == self.capacity {
             ring.events.pop_front();
         }
@@ -191,9 +231,13 @@ impl Events {
         event
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Events with `seq > since`, optionally of one route, oldest first.
     pub fn since(&self, since: u64, route: Option<&str>) -> Vec<Event> {
-        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let ring = self.lock();
         ring.events
             .iter()
             .filter(|e| e.seq > since && route.is_none_or(|r| e.route.as_deref() == Some(r)))

@@ -204,10 +204,19 @@ impl Live {
     /// When the saved state cannot be read or the table cannot be compiled.
     pub fn open(config: Config, shared: Shared) -> Result<Self, LiveError> {
         let file = StateFile::new(&config.state.dir);
-        let state = file.load()?.unwrap_or_else(|| LiveState {
-            revision: "r1".to_owned(),
-            ..LiveState::default()
-        });
+        let state = match file.load()? {
+            Some(saved) => {
+                // A crash between the state's save and its audit line.
+                if let Some(event) = &saved.last_event {
+                    shared.events.recover(event);
+                }
+                saved.state
+            }
+            None => LiveState {
+                revision: "r1".to_owned(),
+                ..LiveState::default()
+            },
+        };
         Self::build(config, state, shared, Some(file))
     }
 
@@ -285,10 +294,7 @@ impl Live {
         let mut inner = self.lock();
         let mut next = inner.state.clone();
         change(&inner.config, &mut next, &mut draft)?;
-        let snapshot = self.commit(&mut inner, None, next, &mut draft)?;
-        // Saved, then audited, then swapped: no request sees a change
-        // that is not on disk and in the log.
-        let event = self.shared.events.record(draft);
+        let (snapshot, event) = self.commit(&mut inner, None, next, draft)?;
         self.table.store(Arc::new(snapshot));
         Ok(event)
     }
@@ -301,14 +307,13 @@ impl Live {
     pub fn replace_config(
         &self,
         config: Config,
-        mut draft: Draft,
+        draft: Draft,
         merge: impl FnOnce(&Config, &Config, &mut LiveState),
     ) -> Result<Event, LiveError> {
         let mut inner = self.lock();
         let mut next = inner.state.clone();
         merge(&inner.config, &config, &mut next);
-        let snapshot = self.commit(&mut inner, Some(Arc::new(config)), next, &mut draft)?;
-        let event = self.shared.events.record(draft);
+        let (snapshot, event) = self.commit(&mut inner, Some(Arc::new(config)), next, draft)?;
         self.table.store(Arc::new(snapshot));
         Ok(event)
     }
@@ -318,23 +323,27 @@ impl Live {
         inner: &mut Inner,
         config: Option<Arc<Config>>,
         next: LiveState,
-        draft: &mut Draft,
-    ) -> Result<Snapshot, LiveError> {
+        mut draft: Draft,
+    ) -> Result<(Snapshot, Event), LiveError> {
         let config = config.unwrap_or_else(|| inner.config.clone());
         let snapshot = compile::compile(&config, &next, &self.shared)?;
         if let (Some(route), true) = (draft.route.clone(), draft.before.is_null()) {
             draft.before = weights_json(&inner.config, &inner.state, &route);
             draft.after = weights_json(&config, &next, &route);
         }
-        if let Some(file) = &self.file {
-            file.save(&next)?;
-        }
-        // Saved first; the caller audits, then swaps. A crash in between
-        // restarts into the new state, never acknowledges a change that is
-        // not on disk.
+        // Saved (with its event), then audited; the caller swaps last. No
+        // request sees a change that is not on disk, and a crash between
+        // the save and the audit line is mended at the next start.
+        let event = self
+            .shared
+            .events
+            .record_durably(draft, |event| match &self.file {
+                Some(file) => file.save(&next, Some(event)),
+                None => Ok(()),
+            })?;
         inner.config = config;
         inner.state = next;
-        Ok(snapshot)
+        Ok((snapshot, event))
     }
 
     /// Sets live weights of `route` (versions not named keep theirs).

@@ -1,6 +1,12 @@
 //! Live state on disk: `state.dir/state.json`, replaced atomically (write a
 //! temp file, fsync, rename over, fsync the directory), so a `kill -9` at
 //! any moment leaves either the old state or the new one.
+//!
+//! The file also carries the event of the change that produced it
+//! (`last_event`, seq and time already assigned): the state is saved
+//! before that event is appended to the audit log, so a crash between the
+//! two leaves the event here, and `Live::open` appends it at the next start.
+//! Every saved change thus has exactly one audit entry.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -8,6 +14,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
 
 /// Everything decided at run time that the routing file does not say.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -54,6 +62,23 @@ pub enum Phase {
     Promoted,
 }
 
+/// What `state.json` holds: the state, and the event that produced it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Saved {
+    #[serde(flatten)]
+    pub state: LiveState,
+    #[serde(default)]
+    pub last_event: Option<Event>,
+}
+
+#[derive(Serialize)]
+struct Saving<'a> {
+    #[serde(flatten)]
+    state: &'a LiveState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_event: Option<&'a Event>,
+}
+
 /// The state file of one state directory.
 #[derive(Debug, Clone)]
 pub struct StateFile {
@@ -95,7 +120,7 @@ impl StateFile {
     /// # Errors
     /// When the file exists but cannot be read or parsed: serin must not
     /// start on a state it cannot trust.
-    pub fn load(&self) -> io::Result<Option<LiveState>> {
+    pub fn load(&self) -> io::Result<Option<Saved>> {
         match std::fs::read(self.path()) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 io::Error::new(
@@ -108,15 +133,16 @@ impl StateFile {
         }
     }
 
-    /// Replaces the saved state atomically and durably.
+    /// Replaces the saved state atomically and durably, with the event of
+    /// the change that produced it.
     ///
     /// # Errors
     /// When any step fails; the old state is then still in place.
-    pub fn save(&self, state: &LiveState) -> io::Result<()> {
+    pub fn save(&self, state: &LiveState, last_event: Option<&Event>) -> io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let tmp = self.dir.join("state.json.tmp");
         let mut f = File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(state)?)?;
+        f.write_all(&serde_json::to_vec_pretty(&Saving { state, last_event })?)?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, self.path())?;
@@ -133,7 +159,7 @@ mod tests {
     fn saves_and_loads() {
         let dir = tempfile::tempdir().unwrap();
         let f = StateFile::new(&dir.path().join("state"));
-        assert_eq!(f.load().unwrap(), None);
+        assert!(f.load().unwrap().is_none());
         let mut s = LiveState {
             revision: "r2".into(),
             ..LiveState::default()
@@ -150,8 +176,10 @@ mod tests {
                 ..RouteState::default()
             },
         );
-        f.save(&s).unwrap();
-        assert_eq!(f.load().unwrap(), Some(s));
+        f.save(&s, None).unwrap();
+        let saved = f.load().unwrap().unwrap();
+        assert_eq!(saved.state, s);
+        assert!(saved.last_event.is_none());
         std::fs::write(dir.path().join("state/state.json"), "{torn").unwrap();
         assert!(f.load().is_err());
     }

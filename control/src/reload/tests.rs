@@ -199,3 +199,42 @@ fn weights_by_hand_bring_a_rolled_back_canary_back_under_the_engine() {
         "fixed in v2.0.1; v2 back from rolled_back: the engine judges it again"
     );
 }
+
+#[test]
+fn a_change_whose_audit_line_a_crash_lost_is_appended_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("state/audit.log");
+    let (live, reloader) = start(dir.path(), 10);
+    let draft = Draft::new(Actor::Api, "weights_changed", "first");
+    live.set_weights("svc", &BTreeMap::from([("v2".to_owned(), 0.0)]), draft)
+        .unwrap();
+    let one_change = std::fs::read_to_string(&log).unwrap();
+    let draft = Draft::new(Actor::Api, "weights_changed", "second");
+    let second = live
+        .set_weights("svc", &BTreeMap::from([("v2".to_owned(), 5.0)]), draft)
+        .unwrap();
+    drop((live, reloader));
+    // kill -9 after the second change's state was saved, before its line.
+    std::fs::write(&log, &one_change).unwrap();
+    let lines = |log: &Path| std::fs::read_to_string(log).unwrap().lines().count();
+    let before = lines(&log);
+
+    let (live, reloader) = start(dir.path(), 10);
+    assert_eq!(weight(&live, "v2"), 5.0, "the saved state is what runs");
+    assert_eq!(lines(&log), before + 1, "the lost line is back");
+    let events = live.shared().events.since(second.seq - 1, None);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].seq, events[0].reason.as_str()),
+        (second.seq, "second")
+    );
+    assert_eq!(events[0].after, second.after);
+    assert_eq!(
+        crate::audit::verify(&log).unwrap(),
+        lines(&log),
+        "the chain verifies"
+    );
+    drop((live, reloader));
+    let _ = start(dir.path(), 10);
+    assert_eq!(lines(&log), before + 1, "appended once, not at every start");
+}
