@@ -207,6 +207,89 @@ async fn rollback_resume_and_route_actions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_promote_and_the_events_since_a_seq() {
+    let (_v1, v2, env) = canary().await;
+    let post = |action: &'static str| {
+        let env = &env;
+        async move {
+            let path = format!("/api/v1/routes/svc/{action}");
+            call(
+                env,
+                "POST",
+                &path,
+                &[JSON, AUTH],
+                r#"{"reason": "by hand"}"#,
+            )
+            .await
+        }
+    };
+    let r = post("pause").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["route"]["state"], "paused");
+    assert_eq!(r.json()["event"]["kind"], "paused");
+    let first = r.json()["event"]["seq"].as_u64().unwrap();
+    let r = post("pause").await;
+    assert_eq!(r.status, 409, "already paused: {}", r.text());
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("already paused"));
+
+    let r = post("resume").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["route"]["state"], "stable");
+
+    // No rollout steps: a promote goes to 100% at once.
+    let r = post("promote").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["route"]["state"], "promoted");
+    assert_eq!(j["event"]["kind"], "promoted");
+    assert_eq!(j["event"]["reason"], "by hand; canary to 100%");
+    assert_eq!(
+        (
+            j["route"]["weights"]["v1"].as_f64(),
+            j["route"]["weights"]["v2"].as_f64()
+        ),
+        (Some(0.0), Some(100.0))
+    );
+    let before = v2.requests();
+    for _ in 0..10 {
+        let r = TestClient::http1().get(&env.url("/"), &[]).await;
+        assert_eq!(r.header("x-serin-version"), Some("v2"));
+    }
+    assert_eq!(v2.requests() - before, 10);
+    for action in ["promote", "pause"] {
+        let r = post(action).await;
+        assert_eq!(r.status, 409, "{action} on a promoted route: {}", r.text());
+    }
+
+    // The journal after the first pause: exactly what followed, in order.
+    let r = call(
+        &env,
+        "GET",
+        &format!("/api/v1/events?since={first}"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let events = r.json()["events"].as_array().unwrap().clone();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["resumed", "promoted"]);
+    assert!(events.iter().all(|e| e["seq"].as_u64().unwrap() > first));
+    assert!(events
+        .iter()
+        .all(|e| e["actor"] == "api" && e["route"] == "svc"));
+    let r = call(&env, "GET", "/api/v1/events?route=other", &[], "").await;
+    assert_eq!(r.json()["events"].as_array().map(Vec::len), Some(0));
+    let r = call(&env, "GET", "/api/v1/events?since=-1", &[], "").await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].is_string());
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_on_and_off_survives_a_restart() {
     let (_v1, _v2, env) = canary().await;
     let m = "/api/v1/maintenance";
