@@ -6,6 +6,7 @@ mod e2e {
     mod cli;
     mod crash;
     mod crash_rounds;
+    mod demo;
     mod drain;
     mod drill;
     mod engine;

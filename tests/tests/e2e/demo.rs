@@ -1,0 +1,45 @@
+//! `serin demo` as a new user runs it: the binary with no files, finishing
+//! by itself with exit 0 and the whole story in its output.
+
+use std::time::Duration;
+
+use serin_tests::serin_bin;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_tells_the_story_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new(serin_bin())
+        .arg("demo")
+        .current_dir(dir.path())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(150), run)
+        .await
+        .expect("the demo finishes by itself within two minutes")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "rollout started",
+        "v2 starts failing",
+        "BREACH detected",
+        "ROLLBACK done: v2 weight 0",
+        "Incident timeline",
+        "recovered",
+    ] {
+        assert!(
+            text.contains(step),
+            "no {step:?} in the demo's output:\n{text}"
+        );
+    }
+    let clients = text
+        .lines()
+        .find(|l| l.starts_with("Clients: "))
+        .expect("a clients summary line");
+    assert!(clients.contains(", 0 errors,"), "{clients}");
+}
