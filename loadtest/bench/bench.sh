@@ -43,12 +43,7 @@ started=$(date +%s)
 log() { printf '[%4ss] %s\n' $(( $(date +%s) - started )) "$*" >&2; }
 
 # --- tools -----------------------------------------------------------------
-need() {
-  command -v "$1" >/dev/null 2>&1 && return 0
-  log "installing $2 from Debian"
-  timeout 300 apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$2" >/dev/null
-}
+source "$bench/lib.sh"
 need nginx nginx
 need haproxy haproxy
 need wrk wrk
@@ -66,28 +61,8 @@ if [ "$(ulimit -n)" -lt $((IDLE + 1000)) ]; then
   log "ulimit -n is $(ulimit -n): holding $IDLE idle connections instead"
 fi
 
-# --- processes: every PID we start, and only those, is stopped on exit -----
 work=$(mktemp -d /tmp/serin-bench.XXXXXX)
-pids=()
-stop_pid() {
-  local p=$1 i
-  kill -TERM "$p" 2>/dev/null || return 0
-  for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-}
-forget() { # PID: stopped or finished, so never signalled again
-  local p keep=()
-  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  pids=("${keep[@]}")
-}
-cleanup() {
-  local rc=$? p
-  for p in "${pids[@]}"; do stop_pid "$p"; done
-  if [ "$rc" = 0 ]; then rm -rf "$work"; else echo "bench.sh: failed ($rc); logs kept in $work" >&2; fi
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
+start_cleanup
 # A watchdog: the whole run is bounded, whatever hangs.
 max_run=$(( QUICK ? 420 : 1500 ))
 (
@@ -97,106 +72,12 @@ max_run=$(( QUICK ? 420 : 1500 ))
 ) & pids+=($!)
 
 P_V1=19101 P_V2=19102 P_SERIN=19180 P_NGINX=19181 P_HAPROXY=19182 P_NOTEL=19183 P_ADMIN=19190 P_ADMIN2=19193
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in $P_V1 $P_V2 $P_SERIN $P_NGINX $P_HAPROXY $P_NOTEL $P_ADMIN $P_ADMIN2; do
   port_open "$p" && { echo "bench.sh: 127.0.0.1:$p is already in use" >&2; exit 1; }
 done
-wait_port() {
-  local i
-  for i in $(seq 100); do port_open "$1" && return 0; sleep 0.1; done
-  echo "bench.sh: 127.0.0.1:$1 did not open (logs in $work)" >&2; exit 1
-}
-
 # --- the same 90/10 proxy, three ways ----------------------------------------
-serin_toml() { # FILE PORT ADMIN STATE
-  cat >"$1" <<TOML
-[listen]
-http = "127.0.0.1:$2"
-[admin]
-addr = "127.0.0.1:$3"
-[state]
-dir = "$4"
-[limits]
-max_connections = $(( IDLE + 2048 ))   # as nginx's worker_connections and HAProxy's maxconn
-
-[[routes]]
-name = "plain"
-path_prefix = "/plain"
-  [[routes.versions]]
-  name = "v1"
-  url = "http://127.0.0.1:$P_V1"
-  weight = 90
-  [[routes.versions]]
-  name = "v2"
-  url = "http://127.0.0.1:$P_V2"
-  weight = 10
-
-# The same split with the safety net on (issue 3): a healthy route must pay
-# nothing for a chain and a breaker it does not use.
-[[routes]]
-name = "safe"
-path_prefix = "/safe"
-  [[routes.versions]]
-  name = "v1"
-  url = "http://127.0.0.1:$P_V1"
-  weight = 90
-  timeout = "10s"
-  [[routes.versions]]
-  name = "v2"
-  url = "http://127.0.0.1:$P_V2"
-  weight = 10
-  timeout = "3s"
-  [routes.fallback]
-  chain = ["v2", "v1"]
-  on = ["connect", "timeout", "5xx"]
-  [routes.breaker]
-  error_rate = "50%"
-  min_requests = 20
-  window = "10s"
-  open_for = "30s"
-TOML
-}
 serin_toml "$work/serin.toml" $P_SERIN $P_ADMIN "$work/state"
 serin_toml "$work/serin-notel.toml" $P_NOTEL $P_ADMIN2 "$work/state-notel"
-
-nginx_conf() { # WORKERS
-  mkdir -p "$work/nginx"
-  cat >"$work/nginx.conf" <<NGINX
-worker_processes $1;
-worker_rlimit_nofile $(( IDLE + 4096 ));
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-daemon off;
-events { worker_connections $(( IDLE + 2048 )); }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  keepalive_timeout 300s;
-  keepalive_requests 1000000;
-  upstream versions {
-    server 127.0.0.1:$P_V1 weight=9;
-    server 127.0.0.1:$P_V2 weight=1;
-    keepalive 128;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:$P_NGINX reuseport;
-    location / {
-      proxy_pass http://versions;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$remote_addr;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$host;
-    }
-  }
-}
-NGINX
-}
 
 haproxy_conf() { # WORKERS
   cat >"$work/haproxy.cfg" <<HAPROXY
@@ -288,7 +169,7 @@ for workers in $WORKERS; do
   log "== $workers worker(s): starting serin, serin (telemetry off), nginx, HAProxy"
   "$BIN/serin" run --config "$work/serin.toml" --workers "$workers" >"$work/serin-$workers.log" 2>&1 & pids+=($!); PID[serin]=$!; PID[serin-safe]=$!
   SERIN_TELEMETRY=off "$BIN/serin" run --config "$work/serin-notel.toml" --workers "$workers" >"$work/serin-notel-$workers.log" 2>&1 & pids+=($!); PID[serin-notel]=$!
-  nginx_conf "$workers"
+  nginx_conf "$workers" $P_NGINX
   nginx -p "$work/nginx" -e "$work/nginx-error.log" -c "$work/nginx.conf" & pids+=($!); PID[nginx]=$!
   haproxy_conf "$workers"
   haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy-$workers.log" 2>&1 & pids+=($!); PID[haproxy]=$!
