@@ -2,10 +2,11 @@
 //! (a pool is keyed by authority, so each version has its own idle
 //! connections), kept across table swaps.
 //!
-//! One client per runtime worker thread, not one for the process:
+//! One client per data-plane thread, not one for the process:
 //! hyper-util's pool sits behind one mutex, and with a single client every
-//! request of every thread takes it twice (check out, check in). Measured
-//! on 2 workers, that lock cost a third of serin's throughput.
+//! request of every thread would take it twice (check out, check in). With
+//! one current-thread runtime per worker (`workers.rs`), a thread's pooled
+//! connections and their tasks also stay on that thread.
 
 use std::time::Duration;
 
