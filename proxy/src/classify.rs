@@ -2,10 +2,10 @@
 //! breaker and telemetry, so the three never disagree on what failed.
 
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Error as ClientError;
 use serin_control::telemetry::Outcome;
 
 use crate::body::BodyError;
+use crate::upstream::UpstreamError as ClientError;
 
 /// What one attempt at a version produced.
 #[derive(Debug)]

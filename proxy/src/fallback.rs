@@ -99,12 +99,14 @@ pub(crate) async fn walk(
             done: false,
         });
         let Some(body) = out.body() else { break };
-        let req = out.request(v, body);
+        let req = out.request(body);
         let sent = Instant::now();
         let attempted = if v.drill.active() {
             drilled(client, v, req, timeout).await
         } else {
-            classify(tokio::time::timeout(timeout, client.request(req)).await)
+            classify(
+                tokio::time::timeout(timeout, client.request(&v.scheme, &v.authority, req)).await,
+            )
         };
         let outcome = match attempted.outcome() {
             Ok(o) => o,
@@ -184,11 +186,13 @@ async fn drilled(
         Injection::Delay(d) => {
             let sent = async {
                 tokio::time::sleep(d).await;
-                client.request(req).await
+                client.request(&v.scheme, &v.authority, req).await
             };
             classify(tokio::time::timeout(timeout, sent).await)
         }
-        Injection::None => classify(tokio::time::timeout(timeout, client.request(req)).await),
+        Injection::None => classify(
+            tokio::time::timeout(timeout, client.request(&v.scheme, &v.authority, req)).await,
+        ),
     }
 }
 
@@ -230,9 +234,9 @@ impl Outgoing {
         }
     }
 
-    /// The request for `version`. Headers are cloned only when the request
+    /// The request for the next attempt. Headers are cloned only when the request
     /// may be sent again; a single attempt moves them.
-    fn request(&mut self, version: &VersionSnap, body: UpstreamBody) -> Request<UpstreamBody> {
+    fn request(&mut self, body: UpstreamBody) -> Request<UpstreamBody> {
         let mut req = Request::new(body);
         *req.method_mut() = self.parts.method.clone();
         *req.version_mut() = Version::HTTP_11;
@@ -241,14 +245,8 @@ impl Outgoing {
         } else {
             std::mem::take(&mut self.parts.headers)
         };
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(version.scheme.clone());
-        uri.authority = Some(version.authority.clone());
-        uri.path_and_query = Some(self.pq.clone());
-        // Scheme, authority and path are all set, so this cannot fail.
-        if let Ok(uri) = Uri::from_parts(uri) {
-            *req.uri_mut() = uri;
-        }
+        // Origin form: the connection already goes to the version.
+        *req.uri_mut() = Uri::from(self.pq.clone());
         req
     }
 }

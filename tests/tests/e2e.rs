@@ -16,6 +16,7 @@ mod e2e {
     mod headers;
     mod health;
     mod notify;
+    mod pool;
     mod reload;
     mod routing;
     mod slow_clients;
