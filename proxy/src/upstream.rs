@@ -38,6 +38,9 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 /// Idle connections kept per authority; more are closed when they come back.
 const MAX_IDLE: usize = 1024;
 
+/// TCP keepalive probes start after this much silence.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
 /// Clients by worker thread.
 #[derive(Debug)]
 pub(crate) struct Upstreams {
@@ -55,6 +58,9 @@ pub(crate) struct UpstreamClient {
 struct Pool {
     connect_timeout: Duration,
     idle: Mutex<Vec<(Authority, Vec<Idle>)>>,
+    /// Whether the sweeper task runs (started by the first check-in, on
+    /// the runtime of the thread that owns this pool).
+    sweeping: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -126,6 +132,7 @@ impl UpstreamClient {
             pool: Arc::new(Pool {
                 connect_timeout,
                 idle: Mutex::new(Vec::new()),
+                sweeping: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -185,16 +192,12 @@ impl UpstreamClient {
             authority: authority.clone(),
             source,
         };
-        let stream = tokio::time::timeout(self.pool.connect_timeout, tcp(authority))
+        let stream = tcp(authority, self.pool.connect_timeout)
             .await
-            .map_err(|_| {
-                failed(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "connect timed out",
-                ))
-            })?
             .map_err(failed)?;
-        let (tx, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        let (tx, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| failed(std::io::Error::other(e)))?;
         // The connection's own task; upgrades (WebSocket) keep the socket.
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
@@ -216,21 +219,41 @@ impl UpstreamClient {
     }
 }
 
-/// A TCP connection to the first address of `authority` that answers.
-async fn tcp(authority: &Authority) -> std::io::Result<TcpStream> {
+/// A TCP connection to the first address of `authority` that answers
+/// within `timeout`: the name lookup takes its part, and each address gets
+/// an equal share of the rest, so one that drops packets (an unreachable
+/// AAAA) cannot take the whole budget from the others.
+async fn tcp(authority: &Authority, timeout: Duration) -> std::io::Result<TcpStream> {
+    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+    let deadline = Instant::now() + timeout;
     let port = authority.port_u16().unwrap_or(80);
+    // `[::1]` is an address, not a name to look up.
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let addrs: Vec<_> = tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| timed_out())??
+        .collect();
     let mut last = None;
-    for addr in tokio::net::lookup_host((authority.host(), port)).await? {
+    for (i, addr) in addrs.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let share = left / u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {
             TcpSocket::new_v6()?
         };
-        socket.set_keepalive(true)?;
         socket.set_nodelay(true)?;
-        match socket.connect(addr).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
+        // As the old connector did: dead peers are found in minutes, not
+        // after the OS default of two hours.
+        let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
+        socket2::SockRef::from(&socket).set_tcp_keepalive(&keepalive)?;
+        match tokio::time::timeout(share, socket.connect(*addr)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => last = Some(timed_out()),
         }
     }
     Err(last.unwrap_or_else(|| {
@@ -261,7 +284,13 @@ impl Pool {
         None
     }
 
-    fn checkin(&self, authority: Authority, tx: SendRequest<UpstreamBody>) {
+    fn checkin(self: &Arc<Self>, authority: Authority, tx: SendRequest<UpstreamBody>) {
+        if !self
+            .sweeping
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tokio::spawn(sweep(Arc::downgrade(self)));
+        }
         let now = Instant::now();
         let mut idle = self.lock();
         let stack = match idle.iter().position(|(a, _)| *a == authority) {
@@ -280,5 +309,61 @@ impl Pool {
         if stack.len() < MAX_IDLE {
             stack.push(Idle { tx, since: now });
         }
+    }
+
+    /// Closes idle connections past [`POOL_IDLE`] or closed by the version,
+    /// and forgets authorities left with none (a version that left the
+    /// table, a route gone quiet).
+    fn sweep(&self) {
+        let now = Instant::now();
+        let mut idle = self.lock();
+        for (_, stack) in idle.iter_mut() {
+            stack.retain(|i| now.duration_since(i.since) < POOL_IDLE && !i.tx.is_closed());
+        }
+        idle.retain(|(_, stack)| !stack.is_empty());
+    }
+}
+
+/// Sweeps `pool` every few seconds while it exists.
+async fn sweep(pool: std::sync::Weak<Pool>) {
+    let mut every = tokio::time::interval(POOL_IDLE / 9);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match pool.upgrade() {
+            Some(p) => p.sweep(),
+            None => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connects_by_address_by_name_and_to_a_bracketed_ipv6_address() {
+        let v4 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = v4.local_addr().unwrap().port();
+        let second = Duration::from_secs(1);
+        for authority in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+            let authority: Authority = authority.parse().unwrap();
+            // `localhost` may resolve to ::1 first: the share left for
+            // 127.0.0.1 still connects.
+            tcp(&authority, second).await.unwrap();
+        }
+        // Only where the machine has IPv6 loopback.
+        if let Ok(v6) = tokio::net::TcpListener::bind("[::1]:0").await {
+            let port = v6.local_addr().unwrap().port();
+            let authority: Authority = format!("[::1]:{port}").parse().unwrap();
+            tcp(&authority, second).await.unwrap();
+        }
+        let closed: Authority = format!("127.0.0.1:{}", {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        })
+        .parse()
+        .unwrap();
+        assert!(tcp(&closed, second).await.is_err(), "nothing listens there");
     }
 }
