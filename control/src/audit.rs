@@ -96,8 +96,17 @@ impl AuditLog {
         event.hash = hash_of(event)?;
         let mut line = serde_json::to_vec(event)?;
         line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.file.sync_data()?;
+        let len = self.file.metadata()?.len();
+        if let Err(e) = self
+            .file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+        {
+            // A torn or unsynced line would break the chain under every
+            // later one: cut it off, so the event can be appended again.
+            let _ = self.file.set_len(len);
+            return Err(e);
+        }
         self.last_hash.clone_from(&event.hash);
         Ok(())
     }

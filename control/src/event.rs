@@ -76,6 +76,9 @@ struct Ring {
     next_seq: u64,
     events: VecDeque<Event>,
     audit: Option<AuditLog>,
+    /// Events whose audit write failed, oldest first: appended before the
+    /// next one, so the log keeps every seq in order.
+    unwritten: Vec<Event>,
 }
 
 /// `draft` as the next event: seq and time assigned, not yet chained.
@@ -148,6 +151,7 @@ impl Events {
                 next_seq: 1,
                 events: VecDeque::new(),
                 audit: None,
+                unwritten: Vec::new(),
             }),
             tx,
             capacity: capacity.max(1),
@@ -215,9 +219,24 @@ impl Events {
     }
 
     fn publish(&self, ring: &mut Ring, mut event: Event) -> Event {
-        if let Some(audit) = ring.audit.as_mut() {
-            if let Err(e) = audit.append(&mut event) {
-                tracing::error!(path = %audit.path().display(), error = %e, "audit log write failed");
+        let Ring {
+            audit, unwritten, ..
+        } = ring;
+        if let Some(audit) = audit.as_mut() {
+            while let Some(first) = unwritten.first_mut() {
+                if audit.append(first).is_err() {
+                    break;
+                }
+                unwritten.remove(0);
+            }
+            let appended = if unwritten.is_empty() {
+                audit.append(&mut event)
+            } else {
+                Err(std::io::Error::other("earlier entries are not written yet"))
+            };
+            if let Err(e) = appended {
+                tracing::error!(path = %audit.path().display(), error = %e, pending = unwritten.len() + 1, "audit log write failed; retried with the next event");
+                unwritten.push(event.clone());
             }
         }
         ring.next_seq = event.seq + 1;
