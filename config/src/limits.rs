@@ -21,6 +21,7 @@ impl Default for Limits {
             upstream_connect_timeout: Duration::from_secs(2),
             drain_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
+            upgrades: vec!["websocket".to_owned()],
         }
     }
 }
@@ -29,6 +30,15 @@ impl Limits {
     /// Whether `ip` is in one of `trusted_proxies`.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|c| c.contains(ip))
+    }
+
+    /// Whether a client may switch to `protocol` (an `Upgrade` token such
+    /// as `websocket` or `websocket/13`: the name before `/` is compared,
+    /// case-insensitively).
+    pub fn allows_upgrade(&self, protocol: &str) -> bool {
+        let name = protocol.split('/').next().unwrap_or("").trim();
+        !name.eq_ignore_ascii_case("h2c")
+            && self.upgrades.iter().any(|u| u.eq_ignore_ascii_case(name))
     }
 }
 

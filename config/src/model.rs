@@ -109,6 +109,11 @@ pub struct Limits {
     /// Peers whose `X-Forwarded-For` is kept (the peer is appended); any
     /// other peer's is replaced by its address. Default empty.
     pub trusted_proxies: Vec<Cidr>,
+    /// Protocols a client may switch to through serin (`Upgrade`), lower
+    /// case; a request asking for any other is forwarded as a plain
+    /// request without its upgrade. `h2c` is never allowed: it would open
+    /// an HTTP/2 connection to a version past serin. Default `["websocket"]`.
+    pub upgrades: Vec<String>,
 }
 
 /// An IP network, `10.0.0.0/8` or `::1/128`; a bare address is one host.

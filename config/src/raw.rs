@@ -71,6 +71,7 @@ pub(crate) struct RawLimits {
     pub(crate) upstream_connect_timeout: Option<Str>,
     pub(crate) drain_timeout: Option<Str>,
     pub(crate) trusted_proxies: Option<Vec<Str>>,
+    pub(crate) upgrades: Option<Vec<Str>>,
 }
 
 #[derive(Debug, Deserialize)]

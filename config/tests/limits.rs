@@ -34,6 +34,9 @@ fn absent_table_means_defaults() {
     assert_eq!(l.upstream_connect_timeout, Duration::from_secs(2));
     assert_eq!(l.drain_timeout, Duration::from_secs(30));
     assert!(l.trusted_proxies.is_empty());
+    assert_eq!(l.upgrades, ["websocket"]);
+    assert!(l.allows_upgrade("WebSocket") && l.allows_upgrade("websocket/13"));
+    assert!(!l.allows_upgrade("h2c") && !l.allows_upgrade("tls/1.2"));
     // An empty table is the defaults too.
     assert_eq!(
         parse(&with_limits(""), "t.toml").unwrap().limits,
@@ -107,6 +110,30 @@ fn unknown_limit_is_a_typo() {
     assert_eq!(got.len(), 1);
     assert!(
         got[0].starts_with("2:1: ") && got[0].contains("unknown field `max_conections`"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn upgrades_widen_but_never_to_h2c() {
+    let c = parse(
+        &with_limits("upgrades = [\"websocket\", \"Custom-Proto\"]"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.limits.upgrades, ["websocket", "custom-proto"]);
+    assert!(c.limits.allows_upgrade("custom-proto/2"));
+    let none = parse(&with_limits("upgrades = []"), "t.toml").unwrap();
+    assert!(!none.limits.allows_upgrade("websocket"));
+
+    let got = errors(&with_limits("upgrades = [\"websocket\", \"H2C\", \"a b\"]"));
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(
+        got[0].starts_with("2:26: ") && got[0].contains("`h2c` cannot be allowed"),
+        "{got:?}"
+    );
+    assert!(
+        got[1].starts_with("2:33: ") && got[1].contains("not a protocol name"),
         "{got:?}"
     );
 }

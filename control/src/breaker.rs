@@ -154,6 +154,16 @@ impl Breaker {
         }
     }
 
+    /// Hands back the permit of a probe that ended with nothing to say
+    /// about the version (its client left, or the client's own body
+    /// failed): the next request probes instead. A client cannot hold a
+    /// breaker open by abandoning its probes, nor close one.
+    pub fn probe_abandoned(&self) {
+        if self.state() == BreakerState::HalfOpen {
+            self.permits.fetch_add(1, AcqRel);
+        }
+    }
+
     /// Closes the breaker whatever its state (its route lost its
     /// `[routes.breaker]` section). Returns the state it had.
     pub fn reset(&self) -> BreakerState {

@@ -73,8 +73,9 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Per-request handles of one `VersionStats`, resolved at registration.
 pub(crate) struct Exports {
-    /// In [`Outcome::ALL`] order.
-    requests: [Counter; 4],
+    /// In [`Outcome::ALL`] order; `None` for the client outcomes of a
+    /// version (only routes have them), so no always-zero series is exported.
+    requests: [Option<Counter>; 6],
     duration: Histogram,
 }
 
@@ -217,10 +218,12 @@ impl Exports {
     pub(crate) fn version(route: &str, version: &str) -> Self {
         Self {
             requests: Outcome::ALL.map(|o| {
-                ::metrics::counter!(REQUESTS_TOTAL,
-                    label::ROUTE => route.to_owned(),
-                    label::VERSION => version.to_owned(),
-                    label::OUTCOME => o.label())
+                (!o.is_client()).then(|| {
+                    ::metrics::counter!(REQUESTS_TOTAL,
+                        label::ROUTE => route.to_owned(),
+                        label::VERSION => version.to_owned(),
+                        label::OUTCOME => o.label())
+                })
             }),
             duration: ::metrics::histogram!(REQUEST_DURATION_SECONDS,
                 label::ROUTE => route.to_owned(), label::VERSION => version.to_owned()),
@@ -231,8 +234,8 @@ impl Exports {
     pub(crate) fn route(route: &str) -> Self {
         Self {
             requests: Outcome::ALL.map(|o| {
-                ::metrics::counter!(ROUTE_REQUESTS_TOTAL,
-                    label::ROUTE => route.to_owned(), label::OUTCOME => o.label())
+                Some(::metrics::counter!(ROUTE_REQUESTS_TOTAL,
+                    label::ROUTE => route.to_owned(), label::OUTCOME => o.label()))
             }),
             duration: ::metrics::histogram!(ROUTE_DURATION_SECONDS, label::ROUTE => route.to_owned()),
         }
@@ -240,9 +243,9 @@ impl Exports {
 
     /// Adds one folded slot: counts per outcome, latency samples as
     /// (µs, count).
-    pub(crate) fn publish(&self, by_outcome: [u64; 4], samples: impl Iterator<Item = (u64, u64)>) {
+    pub(crate) fn publish(&self, by_outcome: [u64; 6], samples: impl Iterator<Item = (u64, u64)>) {
         for (counter, n) in self.requests.iter().zip(by_outcome) {
-            if n > 0 {
+            if let (Some(counter), true) = (counter, n > 0) {
                 counter.increment(n);
             }
         }

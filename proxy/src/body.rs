@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,6 +37,38 @@ pub(crate) struct ClientBody {
     /// body that ever waits, none per frame.
     timer: Option<Pin<Box<Sleep>>>,
     armed: bool,
+    /// Set while the body streams to a version: how far it has gone.
+    upload: Option<Arc<Upload>>,
+}
+
+/// How far a streamed request body has gone to its version, written by
+/// the body as the version's connection pulls it and read by the attempt's
+/// clock (`fallback::timed`): a version's `timeout` runs from the moment
+/// the request is wholly sent, so a slow but progressing upload is never
+/// the version's timeout. Made only for a body that streams (one
+/// allocation per upload, none for a request without a body).
+#[derive(Debug)]
+pub(crate) struct Upload {
+    base: Instant,
+    /// Nanoseconds after `base`, plus one, when the last byte was taken;
+    /// 0 while the body is still going.
+    sent: AtomicU64,
+    /// Nanoseconds after `base` when the version's connection last asked
+    /// for more.
+    pulled: AtomicU64,
+    /// The last ask found nothing: the body waits for the client, whose
+    /// own clock (`body_read_timeout`) then governs.
+    waiting: AtomicBool,
+}
+
+/// Where an upload stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Going: waiting for the client's next bytes, or for the version to
+    /// take more (`pulled` is when it last did).
+    Sending { waiting: bool, pulled: Instant },
+    /// Wholly taken at this instant.
+    Sent(Instant),
 }
 
 /// The body of one upstream attempt. An enum, not a box: no allocation per
@@ -107,6 +141,64 @@ impl ClientBody {
             timeout,
             timer: None,
             armed: false,
+            upload: None,
+        }
+    }
+
+    /// Starts tracking this body's way to a version; `None` for a body that
+    /// has already ended (nothing to send: the request is sent at once).
+    pub(crate) fn track(&mut self) -> Option<Arc<Upload>> {
+        if self.inner.is_end_stream() {
+            return None;
+        }
+        let upload = Arc::new(Upload::new());
+        self.upload = Some(upload.clone());
+        Some(upload)
+    }
+}
+
+// === impl Upload ===
+
+impl Upload {
+    pub(crate) fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            sent: AtomicU64::new(0),
+            pulled: AtomicU64::new(0),
+            waiting: AtomicBool::new(false),
+        }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn at(&self, nanos: u64) -> Instant {
+        self.base + Duration::from_nanos(nanos)
+    }
+
+    /// The version's connection asked for more at `now`; `waiting`: there
+    /// was nothing yet.
+    pub(crate) fn pulled(&self, now: Instant, waiting: bool) {
+        self.pulled.store(self.nanos(now), Relaxed);
+        self.waiting.store(waiting, Relaxed);
+    }
+
+    /// The last byte was taken at `now`.
+    pub(crate) fn finished(&self, now: Instant) {
+        let _ = self
+            .sent
+            .compare_exchange(0, self.nanos(now) + 1, Relaxed, Relaxed);
+    }
+
+    /// Where the upload stands now.
+    pub(crate) fn phase(&self) -> Phase {
+        match self.sent.load(Relaxed) {
+            0 => Phase::Sending {
+                waiting: self.waiting.load(Relaxed),
+                pulled: self.at(self.pulled.load(Relaxed)),
+            },
+            n => Phase::Sent(self.at(n - 1)),
         }
     }
 }
@@ -120,7 +212,17 @@ impl Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let me = self.get_mut();
-        match Pin::new(&mut me.inner).poll_frame(cx) {
+        let polled = Pin::new(&mut me.inner).poll_frame(cx);
+        if let Some(u) = &me.upload {
+            let now = Instant::now();
+            u.pulled(now, polled.is_pending());
+            // A body with a length ends with its last frame: hyper asks
+            // `is_end_stream` and does not poll again.
+            if matches!(polled, Poll::Ready(None)) || me.inner.is_end_stream() {
+                u.finished(now);
+            }
+        }
+        match polled {
             Poll::Ready(frame) => {
                 me.armed = false;
                 Poll::Ready(frame.map(|f| f.map_err(BodyError::Client)))
@@ -160,6 +262,15 @@ impl UpstreamBody {
             Self::Full(None)
         } else {
             Self::Full(Some(bytes))
+        }
+    }
+
+    /// Tracks the client's part of this body on its way (see [`Upload`]);
+    /// `None` for kept bytes, which are sent at once.
+    pub(crate) fn track(&mut self) -> Option<Arc<Upload>> {
+        match self {
+            Self::Stream(b) | Self::Prefixed(_, b) => b.track(),
+            Self::Full(_) => None,
         }
     }
 }

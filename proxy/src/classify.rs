@@ -29,11 +29,23 @@ pub(crate) enum BodyFault {
     Broken,
 }
 
-/// Classifies the client's result or its timeout.
+/// No response headers within the version's `timeout` once the request
+/// was sent (`fallback::timed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimedOut;
+
+/// Classifies the client's result or its timeout. `upgrade`: the request
+/// asked to switch protocols, so a `101` is an answer; to any other request
+/// a `101` is a broken version (it would take the client's connection past
+/// serin), a `connect` failure.
 pub(crate) fn classify(
-    result: Result<Result<http::Response<Incoming>, ClientError>, tokio::time::error::Elapsed>,
+    result: Result<Result<http::Response<Incoming>, ClientError>, TimedOut>,
+    upgrade: bool,
 ) -> Attempted {
     match result {
+        Ok(Ok(resp)) if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS && !upgrade => {
+            Attempted::Failed(Outcome::Connect, Some(ClientError::UnaskedSwitch))
+        }
         Ok(Ok(resp)) if resp.status().is_server_error() => {
             Attempted::Answered(resp, Outcome::Status5xx)
         }

@@ -15,9 +15,6 @@ use crate::{App, Listeners};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// The admin API the client subcommands talk to.
-    #[command(flatten)]
-    pub remote: crate::client::Remote,
 }
 
 /// One `serin` subcommand.
@@ -95,9 +92,27 @@ impl Cli {
             Command::Audit {
                 action: AuditAction::Verify { file },
             } => audit_verify(&file),
-            Command::Client(c) => c.exec(&self.remote).await,
+            Command::Client(c) => c.exec().await,
         }
     }
+}
+
+/// The log filter: `SERIN_LOG` (an `EnvFilter` directive list) or
+/// `default`, with rustls held to errors unless the directives name it.
+/// rustls warns once per odd handshake (an IP address as SNI, say), so any
+/// client could flood the log; serin logs failed handshakes itself, at a
+/// bounded rate. `SERIN_LOG=info,rustls=debug` shows rustls again.
+pub fn log_filter(env: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
+    let directives = env.filter(|d| !d.trim().is_empty()).unwrap_or(default);
+    let directives = if directives.contains("rustls") {
+        directives.to_owned()
+    } else {
+        format!("{directives},rustls=error")
+    };
+    tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("serin: SERIN_LOG: {e}; using {default:?}");
+        tracing_subscriber::EnvFilter::new(format!("{default},rustls=error"))
+    })
 }
 
 fn audit_verify(file: &std::path::Path) -> ExitCode {

@@ -28,18 +28,13 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone, Args)]
 pub struct Remote {
     /// The admin API's base URL.
-    #[arg(
-        long,
-        global = true,
-        env = "SERIN_ADMIN",
-        default_value = "http://127.0.0.1:9901"
-    )]
+    #[arg(long, env = "SERIN_ADMIN", default_value = "http://127.0.0.1:9901")]
     pub admin: String,
     /// Bearer token for changes.
-    #[arg(long, global = true, env = "SERIN_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "SERIN_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Print the server's JSON instead of a table.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -47,9 +42,14 @@ pub struct Remote {
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Every route: revision, state, live weights, breaker and health.
-    Status,
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Audit-log events, oldest first.
     Events {
+        #[command(flatten)]
+        remote: Remote,
         /// Only this route's events.
         #[arg(long)]
         route: Option<String>,
@@ -62,51 +62,80 @@ pub enum ClientCommand {
     },
     /// Set live weights: `serin weights ROUTE v1=90 v2=10`.
     Weights {
+        #[command(flatten)]
+        remote: Remote,
         route: String,
         /// VERSION=WEIGHT pairs; versions not named keep their weight.
         #[arg(required = true, value_parser = parse_weight)]
         weights: Vec<(String, f64)>,
+        /// Why, for the audit log and the event.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Roll the route's canary back (immediately unless --gradual).
     Rollback {
+        #[command(flatten)]
+        remote: Remote,
         route: String,
+        /// Step the canary down over the route's gradual steps instead of
+        /// at once.
         #[arg(long)]
         gradual: bool,
+        /// Why, for the audit log and the event.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Move the route's rollout to its next step.
     Promote {
+        #[command(flatten)]
+        remote: Remote,
         route: String,
+        /// Why, for the audit log and the event.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Freeze the route's rollout.
     Pause {
+        #[command(flatten)]
+        remote: Remote,
         route: String,
+        /// Why, for the audit log and the event.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Unfreeze the route's rollout (also brings a rolled-back canary back).
     Resume {
+        #[command(flatten)]
+        remote: Remote,
         route: String,
+        /// Why, for the audit log and the event.
         #[arg(long)]
         reason: Option<String>,
     },
     /// The kept routing-file revisions (`*` marks the one in force).
-    Revisions,
+    Revisions {
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Write revision ID back to the routing file and apply it.
-    Restore { id: String },
+    Restore {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Maintenance mode: every route answers 503 with the message.
     Maintenance {
+        #[command(flatten)]
+        remote: Remote,
         state: OnOff,
         #[arg(long, short)]
         message: Option<String>,
     },
     /// Re-read the routing file now.
-    Reload,
+    Reload {
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// `on` or `off`.
@@ -130,10 +159,31 @@ enum CallError {
 // === impl ClientCommand ===
 
 impl ClientCommand {
-    /// Runs the command against `remote`.
-    pub async fn exec(self, remote: &Remote) -> ExitCode {
+    /// Where this call goes and how.
+    fn remote(&self) -> &Remote {
+        match self {
+            Self::Status { remote }
+            | Self::Events { remote, .. }
+            | Self::Weights { remote, .. }
+            | Self::Rollback { remote, .. }
+            | Self::Promote { remote, .. }
+            | Self::Pause { remote, .. }
+            | Self::Resume { remote, .. }
+            | Self::Revisions { remote }
+            | Self::Restore { remote, .. }
+            | Self::Maintenance { remote, .. }
+            | Self::Reload { remote } => remote,
+        }
+    }
+
+    /// Runs the command against the admin API its flags name.
+    pub async fn exec(self) -> ExitCode {
         let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        let call = Call { client, remote };
+        let remote = self.remote().clone();
+        let call = Call {
+            client,
+            remote: &remote,
+        };
         match self.run(&call).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(CallError::Refused { status, message }) => {
@@ -152,7 +202,7 @@ impl ClientCommand {
         let route_path = |r: &str, what: &str| format!("/api/v1/routes/{}/{what}", encode(r));
         let reason = |r: Option<String>| json!({ "reason": r });
         let (method, path, body) = match self {
-            Self::Status => {
+            Self::Status { .. } => {
                 let v = call.send(Method::GET, "/api/v1/status", None).await?;
                 output::print(json, &v, output::status);
                 return Ok(());
@@ -161,8 +211,9 @@ impl ClientCommand {
                 route,
                 since,
                 follow,
+                ..
             } => return events(call, route, since, follow).await,
-            Self::Revisions => {
+            Self::Revisions { .. } => {
                 let v = call.send(Method::GET, "/api/v1/revisions", None).await?;
                 output::print(json, &v, output::revisions);
                 return Ok(());
@@ -171,6 +222,7 @@ impl ClientCommand {
                 route,
                 weights,
                 reason,
+                ..
             } => {
                 let weights: BTreeMap<String, f64> = weights.into_iter().collect();
                 let body = json!({ "weights": weights, "reason": reason });
@@ -180,27 +232,28 @@ impl ClientCommand {
                 route,
                 gradual,
                 reason,
+                ..
             } => {
                 let mode = if gradual { "gradual" } else { "immediate" };
                 let body = json!({ "mode": mode, "reason": reason });
                 (Method::POST, route_path(&route, "rollback"), Some(body))
             }
-            Self::Promote { route, reason: r } => {
-                (Method::POST, route_path(&route, "promote"), Some(reason(r)))
-            }
-            Self::Pause { route, reason: r } => {
-                (Method::POST, route_path(&route, "pause"), Some(reason(r)))
-            }
-            Self::Resume { route, reason: r } => {
-                (Method::POST, route_path(&route, "resume"), Some(reason(r)))
-            }
-            Self::Restore { id } => (
+            Self::Promote {
+                route, reason: r, ..
+            } => (Method::POST, route_path(&route, "promote"), Some(reason(r))),
+            Self::Pause {
+                route, reason: r, ..
+            } => (Method::POST, route_path(&route, "pause"), Some(reason(r))),
+            Self::Resume {
+                route, reason: r, ..
+            } => (Method::POST, route_path(&route, "resume"), Some(reason(r))),
+            Self::Restore { id, .. } => (
                 Method::POST,
                 format!("/api/v1/revisions/{}/restore", encode(&id)),
                 None,
             ),
-            Self::Reload => (Method::POST, "/api/v1/reload".to_owned(), None),
-            Self::Maintenance { state, message } => {
+            Self::Reload { .. } => (Method::POST, "/api/v1/reload".to_owned(), None),
+            Self::Maintenance { state, message, .. } => {
                 let body = json!({ "enabled": matches!(state, OnOff::On), "message": message });
                 (Method::PUT, "/api/v1/maintenance".to_owned(), Some(body))
             }

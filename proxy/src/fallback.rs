@@ -3,6 +3,8 @@
 //! with its version's own timeout, an open breaker skipped at once, the
 //! whole walk bounded by the route's deadline.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,8 +16,8 @@ use serin_control::drill::Injection;
 use serin_control::telemetry::Outcome;
 use serin_control::{FallbackSnap, RouteSnap, VersionSnap};
 
-use crate::body::UpstreamBody;
-use crate::classify::{classify, Attempted, BodyFault};
+use crate::body::{Phase, Upload, UpstreamBody};
+use crate::classify::{classify, Attempted, BodyFault, TimedOut};
 use crate::upstream::UpstreamClient;
 
 /// How a request ended after its walk.
@@ -47,6 +49,10 @@ pub(crate) struct Outgoing {
     pub(crate) replay: Option<Bytes>,
     /// The streamed body, taken by the first attempt that sends.
     pub(crate) stream: Option<UpstreamBody>,
+    /// How far the streamed body has gone (`None`: kept, or no body).
+    pub(crate) upload: Option<Arc<Upload>>,
+    /// The request asks to switch protocols (an allowed upgrade).
+    pub(crate) upgrade: bool,
 }
 
 /// An attempt that starts with less than this left of the deadline is
@@ -91,22 +97,26 @@ pub(crate) async fn walk(
                 continue;
             }
         };
-        // A probe whose request is dropped (client gone, drain over) still
-        // reports: as a failure, so the breaker reopens instead of waiting
-        // for a result that never comes.
+        // A probe whose request ends with nothing said about the version
+        // (the client left or its body failed, the drain ended) hands its
+        // permit back: the breaker never waits for a result that never
+        // comes, and a client cannot keep it open by abandoning probes.
         let probe = (admit == Admit::Probe).then(|| ProbeGuard {
             breaker: &v.breaker,
             done: false,
         });
         let Some(body) = out.body() else { break };
         let req = out.request(body);
-        let sent = Instant::now();
+        let sent = tokio::time::Instant::now();
+        let clock = Clock {
+            timeout,
+            upload: out.upload.as_deref(),
+        };
         let attempted = if v.drill.active() {
-            drilled(client, v, req, timeout).await
+            drilled(client, v, req, clock, out.upgrade).await
         } else {
-            classify(
-                tokio::time::timeout(timeout, client.request(&v.scheme, &v.authority, req)).await,
-            )
+            let sent = client.request(&v.scheme, &v.authority, req);
+            classify(clock.timed(sent).await, out.upgrade)
         };
         let outcome = match attempted.outcome() {
             Ok(o) => o,
@@ -116,7 +126,9 @@ pub(crate) async fn walk(
             // the same bytes.
             Err(fault) => return Walk::ClientBody(fault),
         };
-        v.stats.record(outcome, sent.elapsed());
+        // Request sent → response headers: an upload's own time is the
+        // client's, never the version's latency.
+        v.stats.record(outcome, clock.waiting_since(sent).elapsed());
         if let Some(mut p) = probe {
             p.done = true;
             v.breaker.probe_result(!outcome.is_error());
@@ -159,7 +171,7 @@ pub(crate) async fn walk(
     }
 }
 
-/// Reports a probe that ended without a result as failed.
+/// Hands back the permit of a probe that ended without a result.
 struct ProbeGuard<'a> {
     breaker: &'a serin_control::breaker::Breaker,
     done: bool,
@@ -168,7 +180,62 @@ struct ProbeGuard<'a> {
 impl Drop for ProbeGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.breaker.probe_result(false);
+            self.breaker.probe_abandoned();
+        }
+    }
+}
+
+/// The clock of one attempt: the version's `timeout` (cut to what the
+/// route's deadline leaves) for its response headers, counted from the
+/// moment the request is wholly sent. While a streamed body is still
+/// going, the wait is the client's when it owes bytes (its own clock,
+/// `body_read_timeout`, cuts a stalled upload with 408) and the version's
+/// when it stops taking them (then `timeout` runs from its last pull).
+#[derive(Debug, Clone, Copy)]
+struct Clock<'a> {
+    timeout: Duration,
+    upload: Option<&'a Upload>,
+}
+
+// === impl Clock ===
+
+impl Clock<'_> {
+    /// When the version's part of the wait began: `attempt`, or later when
+    /// the body was still going then.
+    fn waiting_since(&self, attempt: tokio::time::Instant) -> tokio::time::Instant {
+        match self.upload.map(Upload::phase) {
+            Some(Phase::Sent(at)) => at.max(attempt),
+            _ => attempt,
+        }
+    }
+
+    /// Runs `attempt` under this clock.
+    ///
+    /// # Errors
+    /// [`TimedOut`] when the version's share of the wait runs out.
+    async fn timed<F: Future>(self, attempt: F) -> Result<F::Output, TimedOut> {
+        let start = tokio::time::Instant::now();
+        let sleep = tokio::time::sleep_until(start + self.timeout);
+        tokio::pin!(attempt, sleep);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut attempt => return Ok(out),
+                () = &mut sleep => {}
+            }
+            let now = tokio::time::Instant::now();
+            // Every wake is at or before `sent + timeout`, so the deadline,
+            // once the body is sent, is exact.
+            let next = match self.upload.map(Upload::phase) {
+                None => return Err(TimedOut),
+                Some(Phase::Sent(at)) => at + self.timeout,
+                Some(Phase::Sending { waiting: true, .. }) => now + self.timeout,
+                Some(Phase::Sending { pulled, .. }) => pulled.max(start) + self.timeout,
+            };
+            if next <= now {
+                return Err(TimedOut);
+            }
+            sleep.as_mut().reset(next);
         }
     }
 }
@@ -178,7 +245,8 @@ async fn drilled(
     client: &UpstreamClient,
     v: &VersionSnap,
     req: Request<UpstreamBody>,
-    timeout: Duration,
+    clock: Clock<'_>,
+    upgrade: bool,
 ) -> Attempted {
     match v.drill.inject() {
         Injection::Error => Attempted::Failed(Outcome::Status5xx, None),
@@ -188,10 +256,13 @@ async fn drilled(
                 tokio::time::sleep(d).await;
                 client.request(&v.scheme, &v.authority, req).await
             };
-            classify(tokio::time::timeout(timeout, sent).await)
+            classify(clock.timed(sent).await, upgrade)
         }
         Injection::None => classify(
-            tokio::time::timeout(timeout, client.request(&v.scheme, &v.authority, req)).await,
+            clock
+                .timed(client.request(&v.scheme, &v.authority, req))
+                .await,
+            upgrade,
         ),
     }
 }
@@ -212,6 +283,8 @@ fn falls_back(f: &FallbackSnap, outcome: Outcome) -> bool {
         Outcome::Status5xx => f.on.status_5xx,
         Outcome::Connect => f.on.connect,
         Outcome::Timeout => f.on.timeout,
+        // Never recorded for a version: the walk ends at a client failure.
+        Outcome::ClientTimeout | Outcome::ClientAbort => false,
     }
 }
 
@@ -248,5 +321,84 @@ impl Outgoing {
         // Origin form: the connection already goes to the version.
         *req.uri_mut() = Uri::from(self.pq.clone());
         req
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_secs(2);
+
+    /// When `clock` gives up on an attempt that never answers.
+    async fn gives_up(clock: Clock<'_>) -> Duration {
+        let start = tokio::time::Instant::now();
+        let r = clock.timed(std::future::pending::<()>()).await;
+        assert_eq!(r, Err(TimedOut));
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_an_upload_the_timeout_runs_from_the_start() {
+        let clock = Clock {
+            timeout: T,
+            upload: None,
+        };
+        assert_eq!(gives_up(clock).await, T);
+        let quick = clock.timed(async { 7 }).await;
+        assert_eq!(quick, Ok(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_progressing_upload_is_not_the_versions_time() {
+        let upload = Arc::new(Upload::new());
+        let u = upload.clone();
+        // Four seconds of upload, a pull every 400 ms, waiting for the
+        // client in between; sent at 4 s.
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                u.pulled(tokio::time::Instant::now(), true);
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            u.finished(tokio::time::Instant::now());
+        });
+        let clock = Clock {
+            timeout: T,
+            upload: Some(&upload),
+        };
+        assert_eq!(gives_up(clock).await, Duration::from_secs(4) + T);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_version_that_stops_taking_the_body_times_out() {
+        let upload = Arc::new(Upload::new());
+        let u = upload.clone();
+        // Pulled (a frame was there) at 1 s, then never again.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            u.pulled(tokio::time::Instant::now(), false);
+        });
+        let clock = Clock {
+            timeout: T,
+            upload: Some(&upload),
+        };
+        assert_eq!(gives_up(clock).await, Duration::from_secs(1) + T);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_counts_from_the_end_of_the_upload() {
+        let upload = Upload::new();
+        let attempt = tokio::time::Instant::now();
+        let clock = Clock {
+            timeout: T,
+            upload: Some(&upload),
+        };
+        assert_eq!(clock.waiting_since(attempt), attempt);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        upload.finished(tokio::time::Instant::now());
+        assert_eq!(
+            clock.waiting_since(attempt),
+            attempt + Duration::from_secs(3)
+        );
     }
 }

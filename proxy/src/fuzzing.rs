@@ -37,7 +37,8 @@ pub fn headers(data: &[u8]) {
     *req.headers_mut() = map.clone();
     let _ = crate::smuggling::check(&req);
 
-    let upgrade = headers::is_upgrade(&map) && flags & 2 != 0;
+    let upgrade =
+        headers::is_upgrade(&map, |p| p.eq_ignore_ascii_case("websocket")) && flags & 2 != 0;
     let host = map.get(http::header::HOST).cloned();
     headers::strip_hop_by_hop(&mut map, upgrade);
     let ip = IpAddr::from([10, 0, 0, flags]);

@@ -11,12 +11,15 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
 /// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1),
-/// besides those named by `Connection`.
-fn fixed_hop_by_hop() -> [&'static HeaderName; 7] {
+/// besides those named by `Connection`. `HTTP2-Settings` belongs to an h2c
+/// upgrade (RFC 7540 §3.2.1), which serin never passes on.
+fn fixed_hop_by_hop() -> [&'static HeaderName; 8] {
     [
         &header::CONNECTION,
+        &HTTP2_SETTINGS,
         &KEEP_ALIVE,
         &PROXY_CONNECTION,
         &header::PROXY_AUTHORIZATION,
@@ -27,9 +30,20 @@ fn fixed_hop_by_hop() -> [&'static HeaderName; 7] {
 }
 
 /// Whether the request asks to switch protocols (`Connection: upgrade` and
-/// an `Upgrade` header), e.g. a WebSocket handshake.
-pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+/// an `Upgrade` header) to protocols `allowed` accepts, every one of them,
+/// e.g. a WebSocket handshake. A request asking for any other (`h2c`
+/// above all) is forwarded as a plain request, its upgrade stripped.
+pub(crate) fn is_upgrade(headers: &HeaderMap, allowed: impl Fn(&str) -> bool) -> bool {
+    let mut protocols = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|p| std::str::from_utf8(p).map(str::trim))
+        .filter(|p| !matches!(p, Ok("")))
+        .peekable();
+    protocols.peek().is_some()
+        && protocols.all(|p| p.is_ok_and(&allowed))
+        && connection_has(headers, "upgrade")
 }
 
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {

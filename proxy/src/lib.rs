@@ -17,7 +17,8 @@
 //!   per-connection clocks (header read, idle); `tls`: rustls and
 //!   certificate reload; `smuggling`: ambiguous framing refused.
 //! - `proxy`: the request path: `route` → `pick` → `upstream` → response.
-//! - `route`, `pick`, `headers`, `upstream`, `error` (`rescue`): its steps.
+//! - `route`, `pick`, `headers`, `upstream`, `error` (`rescue`): its steps;
+//!   `host`: the request's host checked (RFC 9112 §3.2) before routing.
 //! - `cli`, `demo`: the `serin` command line and the embedded demo;
 //!   `client`: the REST client subcommands (`serin status`, `weights`, …).
 
@@ -33,6 +34,7 @@ mod fallback;
 #[doc(hidden)]
 pub mod fuzzing;
 mod headers;
+mod host;
 mod limits;
 mod pick;
 mod proxy;

@@ -9,10 +9,10 @@ use serin_proxy::cli::Cli;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SERIN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.default_log())),
-        )
+        .with_env_filter(serin_proxy::cli::log_filter(
+            std::env::var("SERIN_LOG").ok().as_deref(),
+            cli.default_log(),
+        ))
         .with_writer(std::io::stderr)
         .init();
     // One rustls crypto provider for the process, before any TLS config.

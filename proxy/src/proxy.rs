@@ -18,8 +18,8 @@ use crate::classify::BodyFault;
 use crate::error::{answer, closing_error, rescue, ProxyBody, ProxyError};
 use crate::fallback::{walk, Outgoing, Walk};
 use crate::headers::{self, Peer};
-use crate::smuggling;
 use crate::upstream::Upstreams;
+use crate::{host, smuggling};
 use crate::{pick, route};
 
 static X_SERIN_VERSION: HeaderName = HeaderName::from_static("x-serin-version");
@@ -34,6 +34,8 @@ pub(crate) struct Proxy {
     body_timeout: Duration,
     /// `[limits] trusted_proxies`: peers whose `X-Forwarded-For` is kept.
     trusted: Box<[Cidr]>,
+    /// `[limits]`, for `upgrades`.
+    limits: Limits,
 }
 
 // === impl Proxy ===
@@ -46,14 +48,23 @@ impl Proxy {
             upstreams: Upstreams::new(limits.upstream_connect_timeout),
             body_timeout: limits.body_read_timeout,
             trusted: limits.trusted_proxies.clone().into(),
+            limits: limits.clone(),
         }
     }
 
     /// Answers one request. Never fails: every error is rescued into a
     /// response here, so hyper keeps the connection.
-    pub(crate) async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<ProxyBody> {
+    pub(crate) async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        peer: Peer,
+    ) -> Response<ProxyBody> {
         let h1 = req.version() < Version::HTTP_2;
         if let Err(why) = smuggling::check(&req) {
+            tracing::debug!(peer = %peer.addr, %why, "request refused");
+            return closing_error(StatusCode::BAD_REQUEST, &why.to_string(), h1);
+        }
+        if let Err(why) = host::check(&mut req) {
             tracing::debug!(peer = %peer.addr, %why, "request refused");
             return closing_error(StatusCode::BAD_REQUEST, &why.to_string(), h1);
         }
@@ -79,10 +90,15 @@ impl Proxy {
             return Ok(maintenance(m, accepts_json(req.headers())));
         }
         let route = &snap.routes[route::find(snap, &req).ok_or(ProxyError::NoRoute)?];
-        let start = Instant::now();
+        // Until an outcome is set, the client is the one who left.
+        let mut ended = Ended {
+            route,
+            start: Instant::now(),
+            outcome: Outcome::ClientAbort,
+        };
         let first = pick::pick(route, req.headers());
 
-        let upgrade = headers::is_upgrade(req.headers());
+        let upgrade = headers::is_upgrade(req.headers(), |p| self.limits.allows_upgrade(p));
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         let body = ClientBody::new(body, self.body_timeout);
@@ -102,23 +118,28 @@ impl Proxy {
                     && route.next[first].is_some()
                     && replayable(&parts.method, f.retry_non_idempotent) =>
             {
-                match keep(body, f.max_replay_body)
-                    .await
-                    .map_err(ProxyError::ClientBody)?
-                {
-                    Kept::Whole(b) => (Some(b), None),
-                    Kept::TooLarge(prefix, rest) => {
+                match keep(body, f.max_replay_body).await {
+                    Ok(Kept::Whole(b)) => (Some(b), None),
+                    Ok(Kept::TooLarge(prefix, rest)) => {
                         (None, Some(UpstreamBody::Prefixed(Some(prefix), rest)))
+                    }
+                    Err(e) => {
+                        ended.outcome = client_outcome(e.fault());
+                        return Err(ProxyError::ClientBody(e));
                     }
                 }
             }
             _ => (None, Some(UpstreamBody::Stream(body))),
         };
+        let mut stream = stream;
+        let upload = stream.as_mut().and_then(UpstreamBody::track);
         let out = Outgoing {
             parts,
             pq,
             replay,
             stream,
+            upload,
+            upgrade,
         };
 
         let (resp, outcome) = match walk(self.upstreams.get(), route, first, out).await {
@@ -128,6 +149,14 @@ impl Proxy {
                 path,
             } => {
                 let v = &route.versions[version];
+                // serin answers in the client's version whatever the
+                // version's was: an HTTP/1.0 upstream must not turn a
+                // keep-alive client connection into one-request ones.
+                *resp.version_mut() = if h1 {
+                    Version::HTTP_11
+                } else {
+                    Version::HTTP_2
+                };
                 let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
                 if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
                     tunnel(client_upgrade, hyper::upgrade::on(&mut resp));
@@ -147,8 +176,11 @@ impl Proxy {
                 };
                 (resp.map(Either::Left), outcome)
             }
-            // Not recorded: the client failed, not the route.
-            Walk::ClientBody(fault) => return Ok(client_body_answer(fault, h1)),
+            // The client failed, not the route: its own outcome.
+            Walk::ClientBody(fault) => {
+                ended.outcome = client_outcome(fault);
+                return Ok(client_body_answer(fault, h1));
+            }
             Walk::Exhausted { last, chain } => {
                 let outcome = last.map_or(Outcome::Connect, |(_, o)| o);
                 let resp = match (route.fallback.as_ref(), chain) {
@@ -158,8 +190,32 @@ impl Proxy {
                 (resp, outcome)
             }
         };
-        route.stats.record(outcome, start.elapsed());
+        ended.outcome = outcome;
         Ok(resp)
+    }
+}
+
+/// Records a client request's end-to-end outcome when its handling ends,
+/// however it ends: a future dropped before an outcome was set is a client
+/// that left (hyper drops it when the connection closes or the HTTP/2
+/// stream is reset).
+struct Ended<'a> {
+    route: &'a RouteSnap,
+    start: Instant,
+    outcome: Outcome,
+}
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.route.stats.record(self.outcome, self.start.elapsed());
+    }
+}
+
+/// The route outcome of a client body that failed.
+fn client_outcome(fault: BodyFault) -> Outcome {
+    match fault {
+        BodyFault::Stalled => Outcome::ClientTimeout,
+        BodyFault::Broken => Outcome::ClientAbort,
     }
 }
 

@@ -2,6 +2,11 @@
 //! (prior knowledge on `listen.http`, ALPN on `listen.https`), bounded by
 //! `[limits]`, with graceful drain.
 //!
+//! On TLS the negotiated ALPN alone decides: `h2` is served as HTTP/2 only
+//! (a bad preface is a connection error, never an HTTP/1.1 400), anything
+//! else, or no ALPN, as HTTP/1.1 only. On plain TCP the first bytes decide
+//! (the HTTP/2 preface, or HTTP/1.1).
+//!
 //! One [`Server`] serves every data-plane listener of the process, so
 //! `max_connections` counts the connections of both. A connection task
 //! owns its slot (a semaphore permit): at the limit the accept loop stops
@@ -12,6 +17,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -33,10 +39,27 @@ const MIN_BUF: usize = 8 * 1024;
 /// The data plane's connection server, shared by its listeners.
 #[derive(Debug)]
 pub(crate) struct Server {
+    /// Plain TCP: HTTP/1.1 or HTTP/2 by the first bytes.
     builder: auto::Builder<TokioExecutor>,
+    /// TLS by ALPN: HTTP/1.1 only, or HTTP/2 only (the same settings).
+    h1: http1::Builder,
+    h2: auto::Builder<TokioExecutor>,
+    /// Failed TLS handshakes, logged at a bounded rate.
+    handshakes: crate::tls::FailureLog,
     limits: Limits,
     slots: Arc<Semaphore>,
     proxy: Arc<Proxy>,
+}
+
+/// How a connection's protocol is chosen.
+#[derive(Debug, Clone, Copy)]
+enum Proto {
+    /// Plain TCP: the HTTP/2 preface, or HTTP/1.1.
+    Sniff,
+    /// TLS whose ALPN chose `http/1.1`, or none.
+    H1,
+    /// TLS whose ALPN chose `h2`.
+    H2,
 }
 
 /// An accepted connection on its way to the task that serves it.
@@ -73,13 +96,22 @@ impl Server {
             .header_read_timeout(None)
             .max_buf_size(max_head.max(MIN_BUF))
             .keep_alive(true);
+        // The same, for TLS connections ALPN put on HTTP/1.1.
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_buf_size(max_head.max(MIN_BUF))
+            .keep_alive(true);
         builder
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(limits.max_concurrent_streams)
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
         Arc::new(Self {
+            h1,
+            h2: builder.clone().http2_only(),
             builder,
+            handshakes: crate::tls::FailureLog::default(),
             limits: limits.clone(),
             slots: Arc::new(Semaphore::new(limits.max_connections)),
             proxy,
@@ -212,18 +244,20 @@ impl Server {
         let Some(tls) = tls else {
             let peer = Peer { addr, tls: false };
             return self
-                .connection(stream, peer, Activity::new(false), stop)
+                .connection(stream, Proto::Sniff, peer, Activity::new(false), stop)
                 .await;
         };
         let handshake = tls.acceptor().accept(stream);
         let stream = match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
-            Err(_) => return tracing::debug!(peer = %addr, "TLS handshake timed out"),
+            Ok(Err(e)) => return self.handshakes.failed(addr, &e),
+            Err(_) => return self.handshakes.failed(addr, &"timed out"),
         };
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let peer = Peer { addr, tls: true };
-        self.connection(stream, peer, Activity::new(h2), stop).await;
+        let proto = if h2 { Proto::H2 } else { Proto::H1 };
+        self.connection(stream, proto, peer, Activity::new(h2), stop)
+            .await;
     }
 
     /// Serves HTTP on `io` until the client leaves, a limit cuts it, or the
@@ -231,9 +265,10 @@ impl Server {
     async fn connection<S>(
         &self,
         io: S,
+        proto: Proto,
         peer: Peer,
         activity: Arc<Activity>,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -248,7 +283,42 @@ impl Server {
             }
         });
         let io = TokioIo::new(Watched::new(io, activity.clone()));
-        let conn = self.builder.serve_connection_with_upgrades(io, svc);
+        // Three connection types, one loop: each names its own way to
+        // finish. (hyper-util's auto builder sniffs the protocol even when
+        // told one, so ALPN's choice is served by hyper's builders.)
+        match proto {
+            Proto::Sniff => {
+                let conn = self.builder.serve_connection_with_upgrades(io, svc);
+                self.drive(conn, |c| c.graceful_shutdown(), peer, &activity, stop)
+                    .await;
+            }
+            Proto::H1 => {
+                let conn = self.h1.serve_connection(io, svc).with_upgrades();
+                self.drive(conn, |c| c.graceful_shutdown(), peer, &activity, stop)
+                    .await;
+            }
+            Proto::H2 => {
+                let conn = self.h2.serve_connection(io, svc);
+                self.drive(conn, |c| c.graceful_shutdown(), peer, &activity, stop)
+                    .await;
+            }
+        }
+    }
+
+    /// Runs `conn` until the client leaves, a limit cuts it, or the drain
+    /// asks it to `finish` (HTTP/1.1: close after the response in flight;
+    /// HTTP/2: GOAWAY).
+    async fn drive<C, E>(
+        &self,
+        conn: C,
+        finish: impl Fn(std::pin::Pin<&mut C>),
+        peer: Peer,
+        activity: &Activity,
+        mut stop: watch::Receiver<bool>,
+    ) where
+        C: std::future::Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
         tokio::pin!(conn);
         // Set once the connection was asked to finish: by the drain (the
         // serve loop bounds it) or for idleness (bounded here).
@@ -261,7 +331,7 @@ impl Server {
                     return tracing::debug!(peer = %peer.addr, "request head too slow; closed");
                 }
                 (None, Verdict::Idle) => {
-                    conn.as_mut().graceful_shutdown();
+                    finish(conn.as_mut());
                     let by = tokio::time::Instant::now() + self.limits.header_read_timeout;
                     closing = Some(by);
                     by
@@ -280,7 +350,7 @@ impl Server {
                     }
                 }
                 () = stopped(&mut stop), if closing.is_none() => {
-                    conn.as_mut().graceful_shutdown();
+                    finish(conn.as_mut());
                     // The serve loop's drain timeout bounds the rest.
                     closing = Some(tokio::time::Instant::now() + Duration::from_secs(86_400));
                 }

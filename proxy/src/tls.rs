@@ -43,6 +43,18 @@ struct Resolver {
 #[error("{0}")]
 pub struct TlsError(String);
 
+/// Failed TLS handshakes, logged at most one line per [`FailureLog::EVERY`]
+/// with the count since the last line: any client can fail a handshake, so
+/// a line per failure would let one flood the log.
+#[derive(Debug, Default)]
+pub(crate) struct FailureLog {
+    /// Failures not yet logged.
+    failed: std::sync::atomic::AtomicU64,
+    /// Seconds since `epoch` of the last line; 0 before the first.
+    logged: std::sync::atomic::AtomicU64,
+    epoch: std::sync::OnceLock<std::time::Instant>,
+}
+
 /// Installs ring as the process's rustls crypto provider, unless one is
 /// installed already (main does it first; tests and the demo start without
 /// main).
@@ -50,6 +62,34 @@ pub fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race to another installer is fine: one provider is in.
         let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+// === impl FailureLog ===
+
+impl FailureLog {
+    /// One line at most this often.
+    pub(crate) const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Counts a failed handshake from `peer`; logs it (with the failures
+    /// held back since the last line) when the last line is old enough.
+    pub(crate) fn failed(&self, peer: std::net::SocketAddr, error: &dyn std::fmt::Display) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.failed.fetch_add(1, Relaxed);
+        let epoch = *self.epoch.get_or_init(std::time::Instant::now);
+        let now = epoch.elapsed().as_secs() + 1;
+        let last = self.logged.load(Relaxed);
+        let due = last == 0 || now >= last + Self::EVERY.as_secs();
+        if due
+            && self
+                .logged
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            // This one and those held back since the last line.
+            let failed = self.failed.swap(0, Relaxed);
+            tracing::info!(%peer, %error, failed, "TLS handshake failed");
+        }
     }
 }
 

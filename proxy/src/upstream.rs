@@ -82,6 +82,10 @@ pub(crate) enum UpstreamError {
     /// a malformed answer), or the request body failed on the way.
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    /// `101 Switching Protocols` to a request that asked for no upgrade
+    /// (or for one serin does not pass on): never handed to the client.
+    #[error("the version switched protocols unasked")]
+    UnaskedSwitch,
 }
 
 // === impl Upstreams ===

@@ -45,7 +45,10 @@ pub async fn exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> RawRepl
 }
 
 /// Reads from `s` until EOF, a reset, or `wait`.
-pub async fn read_until_closed(s: &mut TcpStream, wait: Duration) -> RawReply {
+pub async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    wait: Duration,
+) -> RawReply {
     let deadline = Instant::now() + wait;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];

@@ -76,6 +76,41 @@ impl Default for TestCert {
     }
 }
 
+/// A TLS connection to `addr` trusting only `root` (DER), offering the
+/// `alpn` protocols (none when empty), for raw bytes; with the protocol
+/// ALPN chose.
+///
+/// # Errors
+/// The handshake's failure, as text.
+pub async fn raw(
+    addr: SocketAddr,
+    root: &[u8],
+    alpn: &[&str],
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Option<Vec<u8>>), String> {
+    serin_proxy::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(root.to_vec()))
+        .map_err(|e| e.to_string())?;
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let mut tls = TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    // TLS 1.3 reports a refused handshake only on the first read: a flush
+    // makes a refusal surface here rather than as an empty reply.
+    tokio::io::AsyncWriteExt::flush(&mut tls)
+        .await
+        .map_err(|e| e.to_string())?;
+    let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    Ok((tls, alpn))
+}
+
 // === impl HttpsConn ===
 
 impl HttpsConn {

@@ -4,11 +4,13 @@ mod e2e {
     mod api;
     mod breaker;
     mod cli;
+    mod client_faults;
     mod crash;
     mod crash_rounds;
     mod demo;
     mod drain;
     mod drill;
+    mod edge;
     mod engine;
     mod failures;
     mod fallback;

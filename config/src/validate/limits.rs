@@ -42,6 +42,13 @@ pub(super) fn limits(cx: &mut Ctx<'_>, raw: Option<&RawLimits>) -> Limits {
             })
         })
         .collect();
+    let upgrades = match &raw.upgrades {
+        None => d.upgrades,
+        Some(list) => list
+            .iter()
+            .filter_map(|v| cx.check(v, |s| upgrade(s)))
+            .collect(),
+    };
     Limits {
         header_read_timeout: cx.duration(
             raw.header_read_timeout.as_ref(),
@@ -74,5 +81,24 @@ pub(super) fn limits(cx: &mut Ctx<'_>, raw: Option<&RawLimits>) -> Limits {
         ),
         drain_timeout: cx.duration(raw.drain_timeout.as_ref(), "drain_timeout", d.drain_timeout),
         trusted_proxies,
+        upgrades,
     }
+}
+
+/// One `upgrades` entry: a protocol name as `Upgrade` carries it.
+fn upgrade(s: &str) -> Result<String, String> {
+    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+    if s.is_empty() || !s.bytes().all(token) {
+        return Err(format!(
+            "upgrades: `{s}` is not a protocol name like \"websocket\""
+        ));
+    }
+    if s.eq_ignore_ascii_case("h2c") {
+        return Err(
+            "upgrades: `h2c` cannot be allowed: an h2c upgrade would open an HTTP/2 \
+             connection to the version past serin's routing and telemetry"
+                .to_owned(),
+        );
+    }
+    Ok(s.to_ascii_lowercase())
 }

@@ -44,6 +44,12 @@ pub(crate) struct VersionStatsJson {
     timeouts: u64,
     status_5xx: u64,
     fallbacks: u64,
+    /// Route only: requests whose body stalled past `body_read_timeout`
+    /// (answered 408). Counted in `requests`, never in `errors`.
+    client_timeouts: u64,
+    /// Route only: requests the client abandoned (closed, reset, broken
+    /// body) before the answer. Counted in `requests`, never in `errors`.
+    client_aborts: u64,
     rps: f64,
     p50_ms: Option<f64>,
     p90_ms: Option<f64>,
@@ -101,6 +107,8 @@ fn to_json(w: &WindowStats) -> VersionStatsJson {
         timeouts: w.timeouts,
         status_5xx: w.status_5xx,
         fallbacks: w.fallbacks,
+        client_timeouts: w.client_timeouts,
+        client_aborts: w.client_aborts,
         rps: w.rps(),
         p50_ms: ms(w.percentile(50.0)),
         p90_ms: ms(w.percentile(90.0)),

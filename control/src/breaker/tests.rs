@@ -38,3 +38,24 @@ async fn failed_probe_reopens() {
     tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(b.admit(), Admit::Probe);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_probe_hands_its_permit_to_the_next_request() {
+    let b = Breaker::new();
+    b.trip(Duration::from_secs(5), 1);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(b.admit(), Admit::Probe);
+    assert_eq!(b.admit(), Admit::No, "one permit");
+    b.probe_abandoned();
+    assert_eq!(
+        b.state(),
+        BreakerState::HalfOpen,
+        "neither reopened nor closed"
+    );
+    assert_eq!(b.admit(), Admit::Probe, "the permit came back");
+    b.probe_result(true);
+    assert_eq!(b.state(), BreakerState::Closed);
+    // Closed: an abandoned probe reported late changes nothing.
+    b.probe_abandoned();
+    assert_eq!(b.admit(), Admit::Yes);
+}

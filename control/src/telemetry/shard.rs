@@ -24,6 +24,10 @@ pub(crate) struct Counts {
     pub(crate) connect: u64,
     pub(crate) timeout: u64,
     pub(crate) fallbacks: u64,
+    /// Client requests ended by the client (route stats only): counted in
+    /// `requests`, never in `errors`, without a latency sample.
+    pub(crate) client_timeout: u64,
+    pub(crate) client_abort: u64,
 }
 
 /// What one shard gathered since the last fold.
@@ -98,6 +102,8 @@ impl Counts {
             Outcome::Status5xx => self.status_5xx += 1,
             Outcome::Connect => self.connect += 1,
             Outcome::Timeout => self.timeout += 1,
+            Outcome::ClientTimeout => self.client_timeout += 1,
+            Outcome::ClientAbort => self.client_abort += 1,
         }
     }
 
@@ -107,6 +113,8 @@ impl Counts {
         self.connect += other.connect;
         self.timeout += other.timeout;
         self.fallbacks += other.fallbacks;
+        self.client_timeout += other.client_timeout;
+        self.client_abort += other.client_abort;
     }
 
     pub(crate) fn errors(&self) -> u64 {
@@ -114,12 +122,15 @@ impl Counts {
     }
 
     /// Attempts per outcome, in [`Outcome::ALL`] order.
-    pub(crate) fn by_outcome(&self) -> [u64; 4] {
+    pub(crate) fn by_outcome(&self) -> [u64; 6] {
+        let client = self.client_timeout + self.client_abort;
         [
-            self.requests - self.errors(),
+            self.requests - self.errors() - client,
             self.status_5xx,
             self.connect,
             self.timeout,
+            self.client_timeout,
+            self.client_abort,
         ]
     }
 
@@ -134,6 +145,11 @@ impl Active {
     #[inline]
     pub(crate) fn record(&mut self, outcome: Outcome, micros: u64) {
         self.counts.record(outcome);
+        // How long a client took to give up says nothing of the route's
+        // latency: no sample.
+        if outcome.is_client() {
+            return;
+        }
         self.hist
             .get_or_insert_with(hist::new)
             .saturating_record(micros);

@@ -24,9 +24,42 @@ async fn run_slots(t: &Telemetry, n: u32) {
 #[test]
 fn outcome_labels() {
     let labels: Vec<_> = Outcome::ALL.iter().map(|o| o.label()).collect();
-    assert_eq!(labels, ["success", "5xx", "connect", "timeout"]);
+    assert_eq!(
+        labels,
+        [
+            "success",
+            "5xx",
+            "connect",
+            "timeout",
+            "client_timeout",
+            "client_abort"
+        ]
+    );
     assert!(!Outcome::Success.is_error());
-    assert!(Outcome::ALL[1..].iter().all(|o| o.is_error()));
+    assert!(Outcome::UPSTREAM[1..].iter().all(|o| o.is_error()));
+    assert!(Outcome::ALL[4..]
+        .iter()
+        .all(|o| o.is_client() && !o.is_error()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_outcomes_are_requests_but_never_errors_nor_latency() {
+    let t = Telemetry::new().with_retention(Duration::from_secs(60));
+    let r = t.route("client-outcomes");
+    r.record(Outcome::Success, Duration::from_millis(5));
+    r.record(Outcome::Status5xx, Duration::from_millis(5));
+    r.record(Outcome::ClientTimeout, Duration::from_secs(60));
+    r.record(Outcome::ClientAbort, Duration::from_secs(30));
+    for folded in [false, true] {
+        let w = r.window(Duration::from_secs(10));
+        assert_eq!(w.requests, 4, "folded: {folded}");
+        assert_eq!(w.errors, 1);
+        assert_eq!(w.error_rate(), Some(0.25));
+        assert_eq!((w.client_timeouts, w.client_aborts), (1, 1));
+        assert_eq!(w.samples(), 2, "a client's give-up time is not a latency");
+        assert!(w.percentile(100.0).unwrap() < Duration::from_millis(10));
+        run_slots(&t, 1).await;
+    }
 }
 
 #[test]

@@ -49,6 +49,12 @@ pub struct WindowStats {
     pub status_5xx: u64,
     /// Failed attempts of this version handed down the fallback chain.
     pub fallbacks: u64,
+    /// Client requests whose body stalled past `body_read_timeout` (route
+    /// stats only; in `requests`, not in `errors`).
+    pub client_timeouts: u64,
+    /// Client requests the client abandoned before its answer (route stats
+    /// only; in `requests`, not in `errors`).
+    pub client_aborts: u64,
     /// Latencies in µs, 1 µs to 60 s, 3 significant digits.
     hist: Histogram<u64>,
 }
@@ -109,6 +115,8 @@ impl WindowStats {
             timeouts: 0,
             status_5xx: 0,
             fallbacks: 0,
+            client_timeouts: 0,
+            client_aborts: 0,
             hist: hist::new(),
         }
     }
@@ -120,6 +128,8 @@ impl WindowStats {
         self.timeouts += c.timeout;
         self.status_5xx += c.status_5xx;
         self.fallbacks += c.fallbacks;
+        self.client_timeouts += c.client_timeout;
+        self.client_aborts += c.client_abort;
     }
 
     pub(crate) fn add_slots<'a>(&mut self, slots: impl Iterator<Item = &'a Slot>) {
@@ -183,7 +193,7 @@ impl WindowStats {
         self.hist.len() - self.hist.count_between(0, hist::micros(threshold))
     }
 
-    /// Latency samples in the window (equal to `requests`).
+    /// Latency samples in the window: `requests` less the client outcomes.
     pub fn samples(&self) -> u64 {
         self.hist.len()
     }

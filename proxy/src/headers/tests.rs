@@ -22,10 +22,51 @@ fn upgrade_survives_when_upgrading() {
     let mut h = HeaderMap::new();
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    assert!(is_upgrade(&h));
+    assert!(is_upgrade(&h, websocket));
     strip_hop_by_hop(&mut h, true);
     assert_eq!(h.get(header::UPGRADE).unwrap(), "websocket");
     assert_eq!(h.get(header::CONNECTION).unwrap(), "upgrade");
+}
+
+fn websocket(p: &str) -> bool {
+    serin_config::Limits::default().allows_upgrade(p)
+}
+
+#[test]
+fn only_allowed_upgrades_are_upgrades_and_h2c_goes_whole() {
+    let upgrade = |connection: &'static str, protocols: &'static str| {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static(connection));
+        h.insert(header::UPGRADE, HeaderValue::from_static(protocols));
+        h.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQAAP__"),
+        );
+        h
+    };
+    assert!(is_upgrade(&upgrade("Upgrade", "WebSocket"), websocket));
+    assert!(is_upgrade(
+        &upgrade("keep-alive, upgrade", "websocket/13"),
+        websocket
+    ));
+    for (connection, protocols) in [
+        ("Upgrade, HTTP2-Settings", "h2c"),
+        ("upgrade", "websocket, h2c"),
+        ("upgrade", "tls/1.2"),
+        ("upgrade", " , "),
+        ("keep-alive", "websocket"),
+    ] {
+        let mut h = upgrade(connection, protocols);
+        assert!(!is_upgrade(&h, websocket), "{connection} / {protocols}");
+        strip_hop_by_hop(&mut h, false);
+        for gone in ["upgrade", "connection", "http2-settings"] {
+            assert!(h.get(gone).is_none(), "{gone} kept for {protocols}");
+        }
+    }
+    // Even a passed-on upgrade never carries HTTP2-Settings.
+    let mut h = upgrade("upgrade", "websocket");
+    strip_hop_by_hop(&mut h, true);
+    assert!(h.get("http2-settings").is_none());
 }
 
 #[test]
@@ -151,7 +192,7 @@ mod prop {
         ) {
             let mut h = map(&entries);
             let host = h.get(header::HOST).cloned();
-            let _ = is_upgrade(&h);
+            let _ = is_upgrade(&h, super::websocket);
             strip_hop_by_hop(&mut h, upgrade);
             let peer = Peer { addr: SocketAddr::new(addr, 1), tls };
             forwarded(&mut h, peer, host, h2, trusted);
