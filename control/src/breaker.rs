@@ -52,6 +52,9 @@ pub struct Breaker {
     successes: AtomicU32,
     /// Probes needed to close; set when half-opening.
     probes: AtomicU32,
+    /// Half-open periods so far: a permit handed back belongs to the
+    /// period that gave it out, never to a later one.
+    half_opens: AtomicU32,
     open_for: AtomicU64,
     epoch: Instant,
 }
@@ -95,6 +98,7 @@ impl Breaker {
             permits: AtomicU32::new(0),
             successes: AtomicU32::new(0),
             probes: AtomicU32::new(1),
+            half_opens: AtomicU32::new(0),
             open_for: AtomicU64::new(30_000_000_000),
             epoch: Instant::now(),
         }
@@ -158,10 +162,19 @@ impl Breaker {
     /// about the version (its client left, or the client's own body
     /// failed): the next request probes instead. A client cannot hold a
     /// breaker open by abandoning its probes, nor close one.
-    pub fn probe_abandoned(&self) {
-        if self.state() == BreakerState::HalfOpen {
+    /// `period` is [`half_open_period`](Self::half_open_period) as read
+    /// when the probe was admitted: a permit from an earlier half-open
+    /// period is not handed to this one.
+    pub fn probe_abandoned(&self, period: u32) {
+        if self.state() == BreakerState::HalfOpen && self.half_opens.load(Acquire) == period {
             self.permits.fetch_add(1, AcqRel);
         }
+    }
+
+    /// The current half-open period's number (read it with a probe
+    /// admission, for [`probe_abandoned`](Self::probe_abandoned)).
+    pub fn half_open_period(&self) -> u32 {
+        self.half_opens.load(Acquire)
     }
 
     /// Closes the breaker whatever its state (its route lost its
@@ -203,6 +216,7 @@ impl Breaker {
             return false;
         }
         self.successes.store(0, Release);
+        self.half_opens.fetch_add(1, AcqRel);
         self.permits.store(self.probes.load(Acquire), Release);
         true
     }

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -54,11 +54,11 @@ pub(crate) struct Upload {
     /// 0 while the body is still going.
     sent: AtomicU64,
     /// Nanoseconds after `base` when the version's connection last asked
-    /// for more.
+    /// for more, shifted left once; the low bit set when that ask found
+    /// nothing (the body waits for the client, whose own clock,
+    /// `body_read_timeout`, then governs). One word, so a reader never sees
+    /// one half of an update.
     pulled: AtomicU64,
-    /// The last ask found nothing: the body waits for the client, whose
-    /// own clock (`body_read_timeout`) then governs.
-    waiting: AtomicBool,
 }
 
 /// Where an upload stands.
@@ -165,12 +165,13 @@ impl Upload {
             base: Instant::now(),
             sent: AtomicU64::new(0),
             pulled: AtomicU64::new(0),
-            waiting: AtomicBool::new(false),
         }
     }
 
+    /// Nanoseconds after `base`, below 2^62 (146 years).
     fn nanos(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1)
+        let n = at.saturating_duration_since(self.base).as_nanos();
+        u64::try_from(n).unwrap_or(u64::MAX).min(1 << 62)
     }
 
     fn at(&self, nanos: u64) -> Instant {
@@ -180,8 +181,8 @@ impl Upload {
     /// The version's connection asked for more at `now`; `waiting`: there
     /// was nothing yet.
     pub(crate) fn pulled(&self, now: Instant, waiting: bool) {
-        self.pulled.store(self.nanos(now), Relaxed);
-        self.waiting.store(waiting, Relaxed);
+        self.pulled
+            .store(self.nanos(now) << 1 | u64::from(waiting), Relaxed);
     }
 
     /// The last byte was taken at `now`.
@@ -191,13 +192,21 @@ impl Upload {
             .compare_exchange(0, self.nanos(now) + 1, Relaxed, Relaxed);
     }
 
+    /// Whether the body is waiting for the client's next bytes now.
+    pub(crate) fn waits_for_client(&self) -> bool {
+        matches!(self.phase(), Phase::Sending { waiting: true, .. })
+    }
+
     /// Where the upload stands now.
     pub(crate) fn phase(&self) -> Phase {
         match self.sent.load(Relaxed) {
-            0 => Phase::Sending {
-                waiting: self.waiting.load(Relaxed),
-                pulled: self.at(self.pulled.load(Relaxed)),
-            },
+            0 => {
+                let pulled = self.pulled.load(Relaxed);
+                Phase::Sending {
+                    waiting: pulled & 1 == 1,
+                    pulled: self.at(pulled >> 1),
+                }
+            }
             n => Phase::Sent(self.at(n - 1)),
         }
     }

@@ -1,17 +1,15 @@
 //! One `Outcome` per upstream attempt, shared by the fallback chain, the
 //! breaker and telemetry, so the three never disagree on what failed.
 
-use hyper::body::Incoming;
 use serin_control::telemetry::Outcome;
 
-use crate::body::BodyError;
-use crate::upstream::UpstreamError as ClientError;
+use crate::upstream::{RespBody, UpstreamError as ClientError};
 
 /// What one attempt at a version produced.
 #[derive(Debug)]
 pub(crate) enum Attempted {
     /// Response headers arrived (any status; `outcome` says if it was a 5xx).
-    Answered(http::Response<Incoming>, Outcome),
+    Answered(http::Response<RespBody>, Outcome),
     /// No response: refused, reset, closed early (`Connect`) or too slow (`Timeout`).
     Failed(Outcome, Option<ClientError>),
     /// The client's own body failed while it was sent (stalled, reset,
@@ -34,16 +32,20 @@ pub(crate) enum BodyFault {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimedOut;
 
-/// Classifies the client's result or its timeout. `upgrade`: the request
-/// asked to switch protocols, so a `101` is an answer; to any other request
-/// a `101` is a broken version (it would take the client's connection past
-/// serin), a `connect` failure.
+/// Classifies the client's result or its timeout. `upgrade`: the
+/// protocols the request asked to switch to; a `101` to one of them is an
+/// answer. Any other `101` is a broken version (it would take the client's
+/// connection past serin, to a protocol nobody asked for), a `connect`
+/// failure.
 pub(crate) fn classify(
-    result: Result<Result<http::Response<Incoming>, ClientError>, TimedOut>,
-    upgrade: bool,
+    result: Result<Result<http::Response<RespBody>, ClientError>, TimedOut>,
+    upgrade: Option<&http::HeaderValue>,
 ) -> Attempted {
     match result {
-        Ok(Ok(resp)) if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS && !upgrade => {
+        Ok(Ok(resp))
+            if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
+                && !switched_as_asked(upgrade, resp.headers().get(http::header::UPGRADE)) =>
+        {
             Attempted::Failed(Outcome::Connect, Some(ClientError::UnaskedSwitch))
         }
         Ok(Ok(resp)) if resp.status().is_server_error() => {
@@ -60,17 +62,37 @@ pub(crate) fn classify(
     }
 }
 
-/// Whether `e` came from the request body serin was sending: the client's
-/// body, wrapped by hyper (user body error) and then by the pool client.
+/// Whether a `101`'s `Upgrade` names a protocol the request asked for
+/// (names compared without case; a version, `/13`, must match when asked).
+fn switched_as_asked(asked: Option<&http::HeaderValue>, got: Option<&http::HeaderValue>) -> bool {
+    let tokens = |v: &http::HeaderValue| {
+        v.to_str()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+    };
+    let (Some(asked), Some(got)) = (asked, got) else {
+        return false;
+    };
+    let asked = tokens(asked);
+    let got = tokens(got);
+    !got.is_empty()
+        && got.iter().all(|g| {
+            asked
+                .iter()
+                .any(|a| a == g || a.split('/').next() == Some(g.as_str()))
+        })
+}
+
+/// Whether `e` came from the request body serin was sending: the client's.
 fn body_fault(e: &ClientError) -> Option<BodyFault> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(b) = err.downcast_ref::<BodyError>() {
-            return Some(b.fault());
-        }
-        source = err.source();
+    match e {
+        ClientError::Body(b) => Some(b.fault()),
+        _ => None,
     }
-    None
 }
 
 // === impl Attempted ===
@@ -83,5 +105,27 @@ impl Attempted {
             Self::Answered(_, o) | Self::Failed(o, _) => Ok(*o),
             Self::ClientBody(f) => Err(*f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::switched_as_asked;
+    use http::HeaderValue;
+
+    #[test]
+    fn a_101_must_switch_to_what_was_asked() {
+        let v = HeaderValue::from_static;
+        assert!(switched_as_asked(
+            Some(&v("websocket")),
+            Some(&v("WebSocket"))
+        ));
+        assert!(switched_as_asked(
+            Some(&v("websocket/13")),
+            Some(&v("websocket"))
+        ));
+        assert!(!switched_as_asked(Some(&v("websocket")), Some(&v("h2c"))));
+        assert!(!switched_as_asked(Some(&v("websocket")), None));
+        assert!(!switched_as_asked(None, Some(&v("websocket"))));
     }
 }

@@ -104,7 +104,13 @@ impl Cli {
 /// bounded rate. `SERIN_LOG=info,rustls=debug` shows rustls again.
 pub fn log_filter(env: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
     let directives = env.filter(|d| !d.trim().is_empty()).unwrap_or(default);
-    let directives = if directives.contains("rustls") {
+    // A directive's target is what precedes `=` or `[`; `tokio_rustls=…`
+    // is not rustls.
+    let names_rustls = directives.split(',').any(|d| {
+        let target = d.split(['=', '[']).next().unwrap_or("").trim();
+        target == "rustls" || target.starts_with("rustls::")
+    });
+    let directives = if names_rustls {
         directives.to_owned()
     } else {
         format!("{directives},rustls=error")
@@ -239,5 +245,20 @@ async fn stop_signal() {
         }
         // Without signal handlers the process still stops on the default action.
         _ => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn rustls_is_held_to_errors_unless_named() {
+        let f = |env: Option<&str>| log_filter(env, "info").to_string();
+        assert!(f(None).contains("rustls=error"), "{}", f(None));
+        assert!(f(Some("debug")).contains("rustls=error"));
+        assert!(f(Some("info,tokio_rustls=debug")).contains("rustls=error"));
+        assert!(!f(Some("info,rustls=debug")).contains("rustls=error"));
+        assert!(!f(Some("rustls::server=trace")).contains("rustls=error"));
     }
 }

@@ -8,10 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 /// What the client receives: a version's streamed body, or one of ours.
-pub(crate) type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub(crate) type ProxyBody = Either<crate::upstream::RespBody, Full<Bytes>>;
 
 /// Why a request got no answer from a version (and no fallback chain
 /// answered for it: that case is the route's `final_status`).

@@ -22,10 +22,11 @@ use crate::upstream::UpstreamClient;
 
 /// How a request ended after its walk.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // reason: `Answered` is the common end; boxing it would allocate per request
 pub(crate) enum Walk {
     /// A version answered; `path` lists the versions tried before it.
     Answered {
-        resp: http::Response<hyper::body::Incoming>,
+        resp: http::Response<crate::upstream::RespBody>,
         version: usize,
         path: Vec<usize>,
     },
@@ -51,8 +52,8 @@ pub(crate) struct Outgoing {
     pub(crate) stream: Option<UpstreamBody>,
     /// How far the streamed body has gone (`None`: kept, or no body).
     pub(crate) upload: Option<Arc<Upload>>,
-    /// The request asks to switch protocols (an allowed upgrade).
-    pub(crate) upgrade: bool,
+    /// The `Upgrade` the request asks for, when it is an allowed upgrade.
+    pub(crate) upgrade: Option<http::HeaderValue>,
 }
 
 /// An attempt that starts with less than this left of the deadline is
@@ -103,27 +104,42 @@ pub(crate) async fn walk(
         // comes, and a client cannot keep it open by abandoning probes.
         let probe = (admit == Admit::Probe).then(|| ProbeGuard {
             breaker: &v.breaker,
+            period: v.breaker.half_open_period(),
             done: false,
         });
         let Some(body) = out.body() else { break };
         let req = out.request(body);
         let sent = tokio::time::Instant::now();
+        // The deadline caps the clock itself: a progressing upload may take
+        // the version's whole `timeout` after it, never past the deadline.
+        let _ = timeout;
         let clock = Clock {
-            timeout,
+            timeout: v.timeout,
+            deadline: deadline.map(tokio::time::Instant::from_std),
             upload: out.upload.as_deref(),
         };
         let attempted = if v.drill.active() {
-            drilled(client, v, req, clock, out.upgrade).await
+            // Boxed: a drill is rare, and its future holds a second request
+            // future; inline it would double the size of every request's.
+            Box::pin(drilled(client, v, req, clock, out.upgrade.as_ref())).await
         } else {
-            let sent = client.request(&v.scheme, &v.authority, req);
-            classify(clock.timed(sent).await, out.upgrade)
+            let attempt = clock.timed(client.request(&v.scheme, &v.authority, req));
+            classify(attempt.await, out.upgrade.as_ref())
         };
         let outcome = match attempted.outcome() {
+            // A version that failed while serin waited for the client's
+            // next bytes gave up on the client (its own body-read timeout,
+            // or the route's deadline): the client's stall.
+            Ok(o)
+                if o.is_error() && out.upload.as_deref().is_some_and(Upload::waits_for_client) =>
+            {
+                return Walk::ClientBody(BodyFault::Stalled);
+            }
             Ok(o) => o,
             // The client's body failed on the way: no version is to blame
-            // (nothing recorded; a probe's guard still reports, so the
-            // breaker is never left waiting) and no other version could get
-            // the same bytes.
+            // (nothing recorded; a probe's guard hands its permit back, so
+            // the breaker is never left waiting) and no other version could
+            // get the same bytes.
             Err(fault) => return Walk::ClientBody(fault),
         };
         // Request sent → response headers: an upload's own time is the
@@ -174,13 +190,14 @@ pub(crate) async fn walk(
 /// Hands back the permit of a probe that ended without a result.
 struct ProbeGuard<'a> {
     breaker: &'a serin_control::breaker::Breaker,
+    period: u32,
     done: bool,
 }
 
 impl Drop for ProbeGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.breaker.probe_abandoned();
+            self.breaker.probe_abandoned(self.period);
         }
     }
 }
@@ -191,51 +208,101 @@ impl Drop for ProbeGuard<'_> {
 /// going, the wait is the client's when it owes bytes (its own clock,
 /// `body_read_timeout`, cuts a stalled upload with 408) and the version's
 /// when it stops taking them (then `timeout` runs from its last pull).
+/// The route's `deadline`, when set, bounds the whole wait, upload
+/// included: reached while serin waits for the client, it is the client's
+/// stall (408); otherwise the version's timeout.
 #[derive(Debug, Clone, Copy)]
 struct Clock<'a> {
     timeout: Duration,
+    deadline: Option<tokio::time::Instant>,
     upload: Option<&'a Upload>,
 }
 
 // === impl Clock ===
 
-impl Clock<'_> {
+impl<'a> Clock<'a> {
     /// When the version's part of the wait began: `attempt`, or later when
-    /// the body was still going then.
+    /// the body was still going then (its end, or the version's last pull
+    /// for an answer that came before the end).
     fn waiting_since(&self, attempt: tokio::time::Instant) -> tokio::time::Instant {
         match self.upload.map(Upload::phase) {
-            Some(Phase::Sent(at)) => at.max(attempt),
-            _ => attempt,
+            Some(Phase::Sent(at) | Phase::Sending { pulled: at, .. }) => at.max(attempt),
+            None => attempt,
         }
     }
 
     /// Runs `attempt` under this clock.
     ///
-    /// # Errors
-    /// [`TimedOut`] when the version's share of the wait runs out.
-    async fn timed<F: Future>(self, attempt: F) -> Result<F::Output, TimedOut> {
+    /// A future by hand rather than an `async fn`: an `async fn` keeps its
+    /// argument and its pinned copy side by side, doubling the attempt's
+    /// size inside every request's future (which hyper moves by value).
+    fn timed<F: Future>(self, attempt: F) -> Timed<'a, F> {
         let start = tokio::time::Instant::now();
-        let sleep = tokio::time::sleep_until(start + self.timeout);
-        tokio::pin!(attempt, sleep);
+        Timed {
+            attempt,
+            sleep: tokio::time::sleep_until(self.cap(start + self.timeout)),
+            clock: self,
+            start,
+        }
+    }
+
+    fn cap(&self, at: tokio::time::Instant) -> tokio::time::Instant {
+        self.deadline.map_or(at, |d| at.min(d))
+    }
+
+    /// When the version's share of the wait runs out, as known `now`;
+    /// `None`: it has.
+    fn next(
+        &self,
+        start: tokio::time::Instant,
+        now: tokio::time::Instant,
+    ) -> Option<tokio::time::Instant> {
+        // Every wake is at or before `sent + timeout`, so the deadline,
+        // once the body is sent, is exact.
+        let next = match self.upload.map(Upload::phase) {
+            None => return None,
+            Some(Phase::Sent(at)) => at + self.timeout,
+            Some(Phase::Sending { waiting: true, .. }) => now + self.timeout,
+            Some(Phase::Sending { pulled, .. }) => pulled.max(start) + self.timeout,
+        };
+        Some(self.cap(next)).filter(|&n| n > now)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An attempt under its [`Clock`].
+    ///
+    /// Resolves to [`TimedOut`] when the version's share of the wait runs out.
+    struct Timed<'a, F> {
+        #[pin]
+        attempt: F,
+        #[pin]
+        sleep: tokio::time::Sleep,
+        clock: Clock<'a>,
+        start: tokio::time::Instant,
+    }
+}
+
+impl<F: Future> Future for Timed<'_, F> {
+    type Output = Result<F::Output, TimedOut>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let mut me = self.project();
+        if let Poll::Ready(out) = me.attempt.poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
         loop {
-            tokio::select! {
-                biased;
-                out = &mut attempt => return Ok(out),
-                () = &mut sleep => {}
+            if me.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
-            let now = tokio::time::Instant::now();
-            // Every wake is at or before `sent + timeout`, so the deadline,
-            // once the body is sent, is exact.
-            let next = match self.upload.map(Upload::phase) {
-                None => return Err(TimedOut),
-                Some(Phase::Sent(at)) => at + self.timeout,
-                Some(Phase::Sending { waiting: true, .. }) => now + self.timeout,
-                Some(Phase::Sending { pulled, .. }) => pulled.max(start) + self.timeout,
-            };
-            if next <= now {
-                return Err(TimedOut);
+            match me.clock.next(*me.start, tokio::time::Instant::now()) {
+                Some(next) => me.sleep.as_mut().reset(next),
+                None => return Poll::Ready(Err(TimedOut)),
             }
-            sleep.as_mut().reset(next);
         }
     }
 }
@@ -246,7 +313,7 @@ async fn drilled(
     v: &VersionSnap,
     req: Request<UpstreamBody>,
     clock: Clock<'_>,
-    upgrade: bool,
+    upgrade: Option<&http::HeaderValue>,
 ) -> Attempted {
     match v.drill.inject() {
         Injection::Error => Attempted::Failed(Outcome::Status5xx, None),
@@ -342,6 +409,7 @@ mod tests {
     async fn without_an_upload_the_timeout_runs_from_the_start() {
         let clock = Clock {
             timeout: T,
+            deadline: None,
             upload: None,
         };
         assert_eq!(gives_up(clock).await, T);
@@ -364,6 +432,7 @@ mod tests {
         });
         let clock = Clock {
             timeout: T,
+            deadline: None,
             upload: Some(&upload),
         };
         assert_eq!(gives_up(clock).await, Duration::from_secs(4) + T);
@@ -380,9 +449,30 @@ mod tests {
         });
         let clock = Clock {
             timeout: T,
+            deadline: None,
             upload: Some(&upload),
         };
         assert_eq!(gives_up(clock).await, Duration::from_secs(1) + T);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_bounds_even_a_progressing_upload() {
+        let upload = Arc::new(Upload::new());
+        let u = upload.clone();
+        tokio::spawn(async move {
+            loop {
+                u.pulled(tokio::time::Instant::now(), true);
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+        });
+        let start = tokio::time::Instant::now();
+        let clock = Clock {
+            timeout: T,
+            deadline: Some(start + Duration::from_secs(3)),
+            upload: Some(&upload),
+        };
+        assert_eq!(gives_up(clock).await, Duration::from_secs(3));
+        assert!(upload.waits_for_client(), "so the walk blames the client");
     }
 
     #[tokio::test(start_paused = true)]
@@ -391,10 +481,17 @@ mod tests {
         let attempt = tokio::time::Instant::now();
         let clock = Clock {
             timeout: T,
+            deadline: None,
             upload: Some(&upload),
         };
         assert_eq!(clock.waiting_since(attempt), attempt);
-        tokio::time::advance(Duration::from_secs(3)).await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+        upload.pulled(tokio::time::Instant::now(), true);
+        assert_eq!(
+            clock.waiting_since(attempt),
+            attempt + Duration::from_secs(1)
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
         upload.finished(tokio::time::Instant::now());
         assert_eq!(
             clock.waiting_since(attempt),

@@ -4,7 +4,8 @@
 use http::Request;
 use serin_control::Snapshot;
 
-/// The host of a request without its port; empty when there is none.
+/// The host of a request without its port and without one trailing dot
+/// (`a.example.` is `a.example`, as DNS reads it); empty when there is none.
 pub(crate) fn host_of<B>(req: &Request<B>) -> &str {
     let raw = req
         .headers()
@@ -12,7 +13,8 @@ pub(crate) fn host_of<B>(req: &Request<B>) -> &str {
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().host())
         .unwrap_or("");
-    strip_port(raw)
+    let host = strip_port(raw);
+    host.strip_suffix('.').unwrap_or(host)
 }
 
 fn strip_port(host: &str) -> &str {
@@ -31,7 +33,7 @@ pub(crate) fn find<B>(snap: &Snapshot, req: &Request<B>) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_port;
+    use super::{host_of, strip_port};
 
     #[test]
     fn ports_are_stripped() {
@@ -39,5 +41,13 @@ mod tests {
         assert_eq!(strip_port("a.example"), "a.example");
         assert_eq!(strip_port("[::1]:80"), "[::1]");
         assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn a_trailing_dot_is_the_same_host() {
+        let req = |h: &str| http::Request::get("/").header("host", h).body(()).unwrap();
+        assert_eq!(host_of(&req("a.example.:8080")), "a.example");
+        assert_eq!(host_of(&req("a.example.")), "a.example");
+        assert_eq!(host_of(&req("a.example")), "a.example");
     }
 }

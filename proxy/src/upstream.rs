@@ -2,35 +2,45 @@
 //! pooled by authority (so each version has its own idle connections) and
 //! kept across table swaps.
 //!
-//! serin's own pool over `hyper::client::conn::http1`, not hyper-util's
-//! legacy client: callgrind counted that client's pool bookkeeping (a
-//! SipHash map taken on every check-out and check-in, its `Pooled` guard,
-//! the `send_request` machinery) among the largest costs of a proxied
-//! request (BENCHMARKS.md). Here a pool is a short list of authorities,
-//! each with a stack of idle senders, behind a mutex that only its own
-//! thread takes: there is one client per data-plane thread (`workers.rs`
-//! gives each thread its own runtime, so a thread's connections and their
-//! tasks stay on that thread).
+//! serin's own HTTP/1.1 client on `httparse` (`upstream/wire.rs`), driven
+//! inline by the request's task (`upstream/conn.rs`): no connection task,
+//! no channel, no spawned check-in. callgrind counted hyper's client
+//! connection task and dispatch channel as ~30% of a proxied request's
+//! instructions, and its response parse as another 9% (BENCHMARKS.md).
+//! A pool is a short list of authorities, each with a stack of idle
+//! connections, behind a mutex that only its own thread takes: there is one
+//! client per data-plane thread (`workers.rs` gives each thread its own
+//! runtime, so a thread's connections stay on that thread).
 //!
-//! A request goes on the most recently used idle connection; one whose
-//! upstream closed it meanwhile hands the request back unsent
-//! (`try_send_request`) and the next connection gets it, so a stale
-//! keep-alive connection never costs a version an error. A sender goes
-//! back to the pool once its connection is ready for the next request
-//! (the response body read); idle ones older than [`POOL_IDLE`] are dropped.
+//! A request goes on the most recently used idle connection that is still
+//! open (a non-blocking read tells, without a system call unless the socket
+//! became readable); a pooled connection the version closed just as the
+//! request went out is retried once on a fresh one when nothing of the
+//! request could have been taken (nothing written, or an idempotent
+//! request with nothing answered), so a stale keep-alive connection never
+//! costs a version an error. A connection goes back to the pool when its
+//! response body ends cleanly (`upstream/response.rs`), holding no buffer
+//! while idle; idle ones older than [`POOL_IDLE`] are closed.
+
+mod conn;
+mod response;
+mod wire;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use http::uri::{Authority, Scheme};
 use http::{header, HeaderValue, Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use http_body::Body;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use crate::body::UpstreamBody;
+
+pub(crate) use conn::Conn;
+use conn::{Progress, SendError};
+pub(crate) use response::RespBody;
 
 /// Idle upstream connections are closed after this.
 const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -55,7 +65,7 @@ pub(crate) struct UpstreamClient {
 }
 
 #[derive(Debug)]
-struct Pool {
+pub(crate) struct Pool {
     connect_timeout: Duration,
     idle: Mutex<Vec<(Authority, Vec<Idle>)>>,
     /// Whether the sweeper task runs (started by the first check-in, on
@@ -65,7 +75,7 @@ struct Pool {
 
 #[derive(Debug)]
 struct Idle {
-    tx: SendRequest<UpstreamBody>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -79,9 +89,12 @@ pub(crate) enum UpstreamError {
         source: std::io::Error,
     },
     /// The connection failed before response headers (reset, closed early,
-    /// a malformed answer), or the request body failed on the way.
+    /// a malformed or ambiguous answer).
     #[error(transparent)]
-    Http(#[from] hyper::Error),
+    Exchange(SendError),
+    /// The client's request body failed on the way: the client's fault.
+    #[error(transparent)]
+    Body(crate::body::BodyError),
     /// `101 Switching Protocols` to a request that asked for no upgrade
     /// (or for one serin does not pass on): never handed to the client.
     #[error("the version switched protocols unasked")]
@@ -129,8 +142,8 @@ fn thread_index() -> usize {
 
 impl UpstreamClient {
     /// A client whose connect attempts give up after `connect_timeout`, so
-    /// an unreachable version fails fast and the chain moves on; a
-    /// version's own `timeout` bounds the whole attempt.
+    /// an unreachable version fails fast and the chain moves on; the
+    /// attempt's clock (`fallback::Clock`) bounds the rest.
     pub(crate) fn new(connect_timeout: Duration) -> Self {
         Self {
             pool: Arc::new(Pool {
@@ -152,7 +165,7 @@ impl UpstreamClient {
         scheme: &Scheme,
         authority: &Authority,
         mut req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<RespBody>, UpstreamError> {
         if *scheme != Scheme::HTTP {
             return Err(UpstreamError::Connect {
                 authority: authority.clone(),
@@ -167,59 +180,77 @@ impl UpstreamClient {
                 req.headers_mut().insert(header::HOST, host);
             }
         }
+        let (parts, mut body) = req.into_parts();
+        let hint = body.size_hint();
+        let framing = wire::request_framing(
+            &parts.method,
+            &parts.headers,
+            hint.exact(),
+            body.is_end_stream(),
+        );
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let mut head = BytesMut::new();
+        wire::encode_head(&mut head, &parts.method, target, &parts.headers, framing);
+        // A kept body can go again on a second connection.
+        let again = match &body {
+            UpstreamBody::Full(b) => Some(b.clone()),
+            _ => None,
+        };
+        let idempotent = parts.method.is_idempotent();
         loop {
-            let (mut tx, pooled) = match self.pool.checkout(authority) {
-                Some(tx) => (tx, true),
-                None => (self.connect(authority).await?, false),
+            let (mut conn, pooled) = match self.pool.checkout(authority) {
+                Some(c) => (c, true),
+                // Boxed: a new connection is the rare path, and its name
+                // lookup's future would otherwise make every request's
+                // future (moved by value into hyper) larger.
+                None => (Box::pin(self.connect(authority)).await?, false),
             };
-            match tx.try_send_request(req).await {
-                Ok(resp) => {
-                    self.checkin_when_ready(authority.clone(), tx);
+            let mut progress = Progress::default();
+            match conn
+                .send(&head, &mut body, framing, &parts.method, &mut progress)
+                .await
+            {
+                Ok(answered) => {
+                    let head = answered.head;
+                    let upgraded = head.status == http::StatusCode::SWITCHING_PROTOCOLS;
+                    let reuse = head.keep_alive && answered.sent_whole && !upgraded;
+                    let home = reuse.then(|| (self.pool.clone(), authority.clone()));
+                    let body = if upgraded {
+                        RespBody::upgraded(conn)
+                    } else {
+                        RespBody::new(conn, head.framing, home)
+                    };
+                    let mut resp = Response::new(body);
+                    *resp.status_mut() = head.status;
+                    *resp.version_mut() = head.version;
+                    *resp.headers_mut() = head.headers;
                     return Ok(resp);
                 }
-                // A pooled connection closed meanwhile, the request unsent:
-                // the next one gets it.
-                Err(mut e) if pooled => match e.take_message() {
-                    Some(r) => req = r,
-                    None => return Err(e.into_error().into()),
-                },
-                Err(e) => return Err(e.into_error().into()),
+                Err(SendError::Body(e)) => return Err(UpstreamError::Body(e)),
+                // A pooled connection the version closed meanwhile: once
+                // more on a fresh one, when nothing could have been taken.
+                Err(SendError::Closed | SendError::Io(_))
+                    if pooled
+                        && (progress.written == 0 || idempotent)
+                        && (!progress.body_taken || again.is_some()) =>
+                {
+                    if let Some(b) = &again {
+                        body = UpstreamBody::Full(b.clone());
+                    }
+                }
+                Err(e) => return Err(UpstreamError::Exchange(e)),
             }
         }
     }
 
-    async fn connect(
-        &self,
-        authority: &Authority,
-    ) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
-        let failed = |source| UpstreamError::Connect {
-            authority: authority.clone(),
-            source,
-        };
+    async fn connect(&self, authority: &Authority) -> Result<Conn, UpstreamError> {
         let stream = tcp(authority, self.pool.connect_timeout)
             .await
-            .map_err(failed)?;
-        let (tx, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| failed(std::io::Error::other(e)))?;
-        // The connection's own task; upgrades (WebSocket) keep the socket.
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::trace!(error = %e, "upstream connection ended");
-            }
-        });
-        Ok(tx)
-    }
-
-    /// Returns `tx` to the pool once its connection can take the next
-    /// request; a connection that closes (or upgrades) never comes back.
-    fn checkin_when_ready(&self, authority: Authority, mut tx: SendRequest<UpstreamBody>) {
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            if tx.ready().await.is_ok() {
-                pool.checkin(authority, tx);
-            }
-        });
+            .map_err(|source| UpstreamError::Connect {
+                authority: authority.clone(),
+                source,
+            })?;
+        Ok(Conn::new(stream))
     }
 }
 
@@ -276,19 +307,20 @@ impl Pool {
     }
 
     /// The most recently used idle connection that is still open and fresh.
-    fn checkout(&self, authority: &Authority) -> Option<SendRequest<UpstreamBody>> {
+    fn checkout(&self, authority: &Authority) -> Option<Conn> {
         let mut idle = self.lock();
         let (_, stack) = idle.iter_mut().find(|(a, _)| a == authority)?;
         let now = Instant::now();
         while let Some(i) = stack.pop() {
-            if i.tx.is_ready() && now.duration_since(i.since) < POOL_IDLE {
-                return Some(i.tx);
+            if now.duration_since(i.since) < POOL_IDLE && i.conn.is_usable() {
+                return Some(i.conn);
             }
         }
         None
     }
 
-    fn checkin(self: &Arc<Self>, authority: Authority, tx: SendRequest<UpstreamBody>) {
+    /// Takes back `conn`, idle now, for `authority`.
+    pub(crate) fn checkin(self: &Arc<Self>, authority: Authority, conn: Conn) {
         if !self
             .sweeping
             .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -307,11 +339,11 @@ impl Pool {
         // The oldest are at the bottom: drop the stale ones there.
         let fresh = stack
             .iter()
-            .position(|i| now.duration_since(i.since) < POOL_IDLE && !i.tx.is_closed())
+            .position(|i| now.duration_since(i.since) < POOL_IDLE)
             .unwrap_or(stack.len());
         stack.drain(..fresh);
         if stack.len() < MAX_IDLE {
-            stack.push(Idle { tx, since: now });
+            stack.push(Idle { conn, since: now });
         }
     }
 
@@ -322,7 +354,7 @@ impl Pool {
         let now = Instant::now();
         let mut idle = self.lock();
         for (_, stack) in idle.iter_mut() {
-            stack.retain(|i| now.duration_since(i.since) < POOL_IDLE && !i.tx.is_closed());
+            stack.retain(|i| now.duration_since(i.since) < POOL_IDLE && i.conn.is_usable());
         }
         idle.retain(|(_, stack)| !stack.is_empty());
     }

@@ -29,4 +29,5 @@ mod e2e {
     mod telemetry;
     mod timeouts;
     mod tls;
+    mod upstream_wire;
 }

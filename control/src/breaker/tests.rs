@@ -45,8 +45,9 @@ async fn an_abandoned_probe_hands_its_permit_to_the_next_request() {
     b.trip(Duration::from_secs(5), 1);
     tokio::time::advance(Duration::from_secs(5)).await;
     assert_eq!(b.admit(), Admit::Probe);
+    let period = b.half_open_period();
     assert_eq!(b.admit(), Admit::No, "one permit");
-    b.probe_abandoned();
+    b.probe_abandoned(period);
     assert_eq!(
         b.state(),
         BreakerState::HalfOpen,
@@ -56,6 +57,16 @@ async fn an_abandoned_probe_hands_its_permit_to_the_next_request() {
     b.probe_result(true);
     assert_eq!(b.state(), BreakerState::Closed);
     // Closed: an abandoned probe reported late changes nothing.
-    b.probe_abandoned();
+    b.probe_abandoned(period);
     assert_eq!(b.admit(), Admit::Yes);
+    // Nor does one from an earlier half-open period.
+    b.trip(Duration::from_secs(5), 1);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(b.admit(), Admit::Probe);
+    b.probe_abandoned(period);
+    assert_eq!(
+        b.admit(),
+        Admit::No,
+        "a stale permit was handed to a new period"
+    );
 }

@@ -181,3 +181,48 @@ async fn a_hundred_slow_uploaders_cannot_roll_back_a_healthy_canary() {
     );
     env.stop().await;
 }
+
+/// A version with its own 300 ms body-read timeout: it reads the head,
+/// then hangs up when the body does not come in time.
+async fn impatient() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 4096];
+                let _ = tokio::time::timeout(Duration::from_millis(300), async {
+                    while s.read(&mut buf).await.unwrap_or(0) > 0 {}
+                })
+                .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_gives_up_on_a_stalled_client_is_not_blamed() {
+    let v = impatient().await;
+    let toml = format!(
+        "[listen]\nhttp = \"127.0.0.1:1\"\n[limits]\nbody_read_timeout = \"2s\"\n\
+         [[routes]]\nname = \"svc\"\n[[routes.versions]]\nname = \"v1\"\n\
+         url = \"http://{v}\"\nweight = 1\ntimeout = \"5s\"\n"
+    );
+    let env = TestEnv::start(&toml).await;
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(env.http).await.unwrap();
+        s.write_all(HEAD).await.unwrap();
+        s.write_all(&[b'x'; 10]).await.unwrap();
+        let r = read_until_closed(&mut s, Duration::from_secs(4)).await;
+        assert_eq!(r.status(), Some(408), "{}", r.text);
+    }
+    let s = get(&env, "/api/v1/routes/svc/stats?window=60s").await;
+    assert_eq!(
+        s["versions"]["v1"]["requests"], 0,
+        "the version was blamed: {s}"
+    );
+    assert_eq!(s["route_total"]["client_timeouts"], 3, "{s}");
+    env.stop().await;
+}

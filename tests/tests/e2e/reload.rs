@@ -243,6 +243,14 @@ async fn restore_of_an_old_revision_brings_its_weights_back() {
             "{rev} not applied"
         );
     }
+    // The archive copy is written just after the swap a file watch makes.
+    assert_eventually!(
+        admin(&env, "GET", "/api/v1/revisions").await.json()["revisions"]
+            .as_array()
+            .is_some_and(|l| l.len() == 3),
+        5.0,
+        "r3 never archived"
+    );
     let list = admin(&env, "GET", "/api/v1/revisions").await.json();
     let ids: Vec<&str> = list["revisions"]
         .as_array()

@@ -1,0 +1,277 @@
+//! One upstream HTTP/1.1 connection, driven by the request's own task: the
+//! head and body written, the response head read, no connection task and no
+//! channel between them (Pingora's shape). The response body then reads the
+//! same socket as the client takes it (`response.rs`), and hands the
+//! connection back to its pool when the body ends cleanly.
+//!
+//! An idle connection is a socket and nothing else: its read buffer is
+//! released when it goes back to the pool and made again for the next
+//! request, so an idle pooled connection costs no buffer.
+
+use std::io;
+
+use bytes::BytesMut;
+use http::Method;
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use super::wire::{self, Head, ReqFraming, WireError};
+use crate::body::{BodyError, UpstreamBody};
+
+/// Read buffer made for each exchange.
+const READ_BUF: usize = 8 * 1024;
+
+/// A kept body this small goes out in the same write as the head.
+const INLINE_BODY: usize = 16 * 1024;
+
+/// An upstream connection: the socket, and bytes read past what was used.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) io: TcpStream,
+    /// Empty, with no capacity, while the connection idles in a pool.
+    pub(crate) buf: BytesMut,
+}
+
+/// Why an exchange failed before a response head.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    /// The socket failed, or closed before a whole response head.
+    #[error("upstream connection: {0}")]
+    Io(#[from] io::Error),
+    /// The version closed before a single byte of an answer.
+    #[error("the version closed the connection before answering")]
+    Closed,
+    /// The response head was malformed or ambiguous.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The client's request body failed on the way: the client's fault.
+    #[error(transparent)]
+    Body(BodyError),
+}
+
+/// A response head, and whether the request went out whole (a version that
+/// answered early leaves the rest unsent, so the connection is not reused).
+#[derive(Debug)]
+pub(crate) struct Answered {
+    pub(crate) head: Head,
+    pub(crate) sent_whole: bool,
+}
+
+/// How far an exchange got, for the pool's retry rule.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Progress {
+    /// Bytes of the request written.
+    pub(crate) written: usize,
+    /// Frames taken from the request body.
+    pub(crate) body_taken: bool,
+}
+
+// === impl Conn ===
+
+impl Conn {
+    pub(crate) fn new(io: TcpStream) -> Self {
+        Self {
+            io,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Whether an idle connection may carry a request: the version has not
+    /// closed it and sent nothing unasked. Costs no system call unless the
+    /// reactor saw the socket become readable.
+    pub(crate) fn is_usable(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Ready for the pool: the buffer released.
+    pub(crate) fn idle(mut self) -> Self {
+        self.buf = BytesMut::new();
+        self
+    }
+
+    /// Sends one request (`head` already encoded) with `body` framed as
+    /// `framing`, and reads the response head; 1xx interim answers other
+    /// than `101` are skipped. If the version answers before the body is
+    /// all sent, the rest is not sent.
+    ///
+    /// # Errors
+    /// See [`SendError`]; `progress` says how far the request got.
+    pub(crate) async fn send(
+        &mut self,
+        head: &[u8],
+        body: &mut UpstreamBody,
+        framing: ReqFraming,
+        method: &Method,
+        progress: &mut Progress,
+    ) -> Result<Answered, SendError> {
+        self.buf.reserve(READ_BUF);
+        let sent_whole = self.write_request(head, body, framing, progress).await?;
+        loop {
+            if let Some(head) = wire::parse_head(&mut self.buf, method)? {
+                if head.status.is_informational()
+                    && head.status != http::StatusCode::SWITCHING_PROTOCOLS
+                {
+                    continue;
+                }
+                return Ok(Answered { head, sent_whole });
+            }
+            if self.buf.capacity() - self.buf.len() < 1024 {
+                self.buf.reserve(READ_BUF);
+            }
+            let got = self.io.read_buf(&mut self.buf).await?;
+            if got == 0 {
+                return Err(if self.buf.is_empty() {
+                    SendError::Closed
+                } else {
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "closed mid-head").into()
+                });
+            }
+        }
+    }
+
+    /// Writes the head and the body; `false` when the version started
+    /// answering first (the rest of the body is then left unsent).
+    async fn write_request(
+        &mut self,
+        head: &[u8],
+        body: &mut UpstreamBody,
+        framing: ReqFraming,
+        progress: &mut Progress,
+    ) -> Result<bool, SendError> {
+        // A small kept body rides in the head's write.
+        if let (UpstreamBody::Full(Some(b)), ReqFraming::Length(_)) = (&*body, framing) {
+            if b.len() <= INLINE_BODY {
+                let mut one = BytesMut::with_capacity(head.len() + b.len());
+                one.extend_from_slice(head);
+                one.extend_from_slice(b);
+                *body = UpstreamBody::Full(None);
+                progress.body_taken = true;
+                return self.write_watching(&one, progress).await;
+            }
+        }
+        if !self.write_watching(head, progress).await? {
+            return Ok(false);
+        }
+        if framing == ReqFraming::None || body.is_end_stream() && framing != ReqFraming::Chunked {
+            return Ok(true);
+        }
+        let chunked = framing == ReqFraming::Chunked;
+        let mut line = BytesMut::new();
+        loop {
+            // An answer may come while the client is slow to send: stop then.
+            let frame = tokio::select! {
+                biased;
+                ready = self.io.readable() => {
+                    ready?;
+                    if self.answer_began()? {
+                        return Ok(false);
+                    }
+                    continue;
+                }
+                f = body.frame() => f,
+            };
+            progress.body_taken = true;
+            let Some(frame) = frame else { break };
+            let frame = frame.map_err(SendError::Body)?;
+            match frame.into_data() {
+                Ok(data) if data.is_empty() => {}
+                Ok(data) => {
+                    if chunked {
+                        line.clear();
+                        wire::chunk_line(data.len(), &mut line);
+                        if !self.write_watching(&line, progress).await? {
+                            return Ok(false);
+                        }
+                    }
+                    if !self.write_watching(&data, progress).await? {
+                        return Ok(false);
+                    }
+                    if chunked && !self.write_watching(b"\r\n", progress).await? {
+                        return Ok(false);
+                    }
+                }
+                // Trailers go as a chunked body's trailer section.
+                Err(frame) => {
+                    if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
+                        let mut t = BytesMut::from(&b"0\r\n"[..]);
+                        for (n, v) in &trailers {
+                            t.extend_from_slice(n.as_str().as_bytes());
+                            t.extend_from_slice(b": ");
+                            t.extend_from_slice(v.as_bytes());
+                            t.extend_from_slice(b"\r\n");
+                        }
+                        t.extend_from_slice(b"\r\n");
+                        return self.write_watching(&t, progress).await;
+                    }
+                }
+            }
+        }
+        if chunked {
+            return self.write_watching(b"0\r\n\r\n", progress).await;
+        }
+        Ok(true)
+    }
+
+    /// Reads what the version sent while the request was still going out:
+    /// `true` when it is (the start of) a final answer; a whole interim
+    /// `1xx` (a `100 Continue` it sends unasked) is dropped and sending
+    /// goes on.
+    fn answer_began(&mut self) -> Result<bool, SendError> {
+        match self.io.try_read_buf(&mut self.buf) {
+            Ok(0) => return Err(SendError::Closed),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        loop {
+            let mut probe = self.buf.clone();
+            match wire::parse_head(&mut probe, &Method::GET) {
+                Ok(Some(h))
+                    if h.status.is_informational()
+                        && h.status != http::StatusCode::SWITCHING_PROTOCOLS =>
+                {
+                    self.buf = probe;
+                }
+                // Not whole yet: wait for the rest of it while sending.
+                Ok(None) if self.buf.starts_with(b"HTTP/1.1 1") => return Ok(false),
+                _ => return Ok(!self.buf.is_empty()),
+            }
+        }
+    }
+
+    /// Writes all of `bytes` unless the version starts answering first
+    /// (then `false`): a version that answers early and stops reading must
+    /// not leave this task blocked on a full socket.
+    async fn write_watching(
+        &mut self,
+        bytes: &[u8],
+        progress: &mut Progress,
+    ) -> Result<bool, SendError> {
+        let mut at = 0;
+        while at < bytes.len() {
+            match self.io.try_write(&bytes[at..]) {
+                Ok(n) => {
+                    at += n;
+                    progress.written += n;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+            tokio::select! {
+                biased;
+                ready = self.io.readable() => {
+                    ready?;
+                    if self.answer_began()? {
+                        return Ok(false);
+                    }
+                }
+                ready = self.io.writable() => ready?,
+            }
+        }
+        Ok(true)
+    }
+}
