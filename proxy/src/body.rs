@@ -179,8 +179,12 @@ impl Upload {
     }
 
     /// The version's connection asked for more at `now`; `waiting`: there
-    /// was nothing yet.
+    /// was nothing yet. While the wait goes on its start is kept, so
+    /// [`waited_for_client`](Self::waited_for_client) can tell how long.
     pub(crate) fn pulled(&self, now: Instant, waiting: bool) {
+        if waiting && self.pulled.load(Relaxed) & 1 == 1 {
+            return;
+        }
         self.pulled
             .store(self.nanos(now) << 1 | u64::from(waiting), Relaxed);
     }
@@ -195,6 +199,12 @@ impl Upload {
     /// Whether the body is waiting for the client's next bytes now.
     pub(crate) fn waits_for_client(&self) -> bool {
         matches!(self.phase(), Phase::Sending { waiting: true, .. })
+    }
+
+    /// Whether the body has waited at least `long` for the client's next
+    /// bytes, up to now: a pause between two TCP segments is not that.
+    pub(crate) fn waited_for_client(&self, long: Duration) -> bool {
+        matches!(self.phase(), Phase::Sending { waiting: true, pulled } if pulled.elapsed() >= long)
     }
 
     /// Where the upload stands now.

@@ -54,7 +54,14 @@ pub(crate) struct Outgoing {
     pub(crate) upload: Option<Arc<Upload>>,
     /// The `Upgrade` the request asks for, when it is an allowed upgrade.
     pub(crate) upgrade: Option<http::HeaderValue>,
+    /// The forwarding headers written in place of the client's.
+    pub(crate) fwd: crate::headers::Forwarding,
 }
+
+/// A wait for the client's bytes at least this long is a stall, not a
+/// pause between segments: a version that hangs up on it gave up on the
+/// client.
+const CLIENT_PAUSE: Duration = Duration::from_millis(100);
 
 /// An attempt that starts with less than this left of the deadline is
 /// skipped: it could not get a useful answer in time.
@@ -121,17 +128,29 @@ pub(crate) async fn walk(
         let attempted = if v.drill.active() {
             // Boxed: a drill is rare, and its future holds a second request
             // future; inline it would double the size of every request's.
-            Box::pin(drilled(client, v, req, clock, out.upgrade.as_ref())).await
+            Box::pin(drilled(
+                client,
+                v,
+                req,
+                clock,
+                out.upgrade.as_ref(),
+                &out.fwd,
+            ))
+            .await
         } else {
-            let attempt = clock.timed(client.request(&v.scheme, &v.authority, req));
+            let attempt = clock.timed(client.request(&v.scheme, &v.authority, req, &out.fwd));
             classify(attempt.await, out.upgrade.as_ref())
         };
         let outcome = match attempted.outcome() {
-            // A version that failed while serin waited for the client's
-            // next bytes gave up on the client (its own body-read timeout,
-            // or the route's deadline): the client's stall.
-            Ok(o)
-                if o.is_error() && out.upload.as_deref().is_some_and(Upload::waits_for_client) =>
+            // A version that hung up (or the route's deadline that ran
+            // out) while serin had been waiting for the client's next bytes
+            // gave up on the client: its own body-read timeout, the
+            // client's stall. An answer, even a 5xx, is the version's.
+            Ok(Outcome::Connect | Outcome::Timeout)
+                if out
+                    .upload
+                    .as_deref()
+                    .is_some_and(|u| u.waited_for_client(CLIENT_PAUSE)) =>
             {
                 return Walk::ClientBody(BodyFault::Stalled);
             }
@@ -314,6 +333,7 @@ async fn drilled(
     req: Request<UpstreamBody>,
     clock: Clock<'_>,
     upgrade: Option<&http::HeaderValue>,
+    fwd: &crate::headers::Forwarding,
 ) -> Attempted {
     match v.drill.inject() {
         Injection::Error => Attempted::Failed(Outcome::Status5xx, None),
@@ -321,13 +341,13 @@ async fn drilled(
         Injection::Delay(d) => {
             let sent = async {
                 tokio::time::sleep(d).await;
-                client.request(&v.scheme, &v.authority, req).await
+                client.request(&v.scheme, &v.authority, req, fwd).await
             };
             classify(clock.timed(sent).await, upgrade)
         }
         Injection::None => classify(
             clock
-                .timed(client.request(&v.scheme, &v.authority, req))
+                .timed(client.request(&v.scheme, &v.authority, req, fwd))
                 .await,
             upgrade,
         ),
@@ -473,6 +493,10 @@ mod tests {
         };
         assert_eq!(gives_up(clock).await, Duration::from_secs(3));
         assert!(upload.waits_for_client(), "so the walk blames the client");
+        assert!(
+            upload.waited_for_client(Duration::from_secs(2)),
+            "since the start"
+        );
     }
 
     #[tokio::test(start_paused = true)]

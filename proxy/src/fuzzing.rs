@@ -47,12 +47,13 @@ pub fn headers(data: &[u8]) {
         tls: flags & 4 != 0,
     };
     headers::forwarded(
-        &mut map,
+        &map,
         peer,
         host,
         version == http::Version::HTTP_2,
         flags & 8 != 0,
-    );
+    )
+    .apply(&mut map);
     for gone in [
         "keep-alive",
         "proxy-connection",

@@ -97,50 +97,127 @@ pub(crate) struct Peer {
     pub(crate) tls: bool,
 }
 
-/// Sets the forwarding headers on a request going to a version.
+/// The headers serin sets on a request going to a version, computed from
+/// the client's: written by the upstream encoder in place of the client's
+/// own (no insert into the client's `HeaderMap`, which would rehash and
+/// grow it per request).
+#[derive(Debug, Clone)]
+pub(crate) struct Forwarding {
+    /// `X-Forwarded-For`: the peer, or the trusted peer's list and the peer.
+    pub(crate) xff: HeaderValue,
+    /// `X-Forwarded-Proto`; `None`: the trusted peer's is kept.
+    pub(crate) proto: Option<HeaderValue>,
+    /// `X-Forwarded-Host`; `None`: kept (a trusted peer's) or none known.
+    pub(crate) forwarded_host: Option<HeaderValue>,
+    /// `Via`, the client's list with serin appended.
+    pub(crate) via: HeaderValue,
+    /// `x-request-id` when the client sent none.
+    pub(crate) request_id: Option<HeaderValue>,
+    /// `Host` when the client's request carried it only as `:authority`.
+    pub(crate) host: Option<HeaderValue>,
+}
+
+/// The forwarding headers for a request with `headers` from `peer`.
 ///
 /// From an untrusted peer, `X-Forwarded-For` is replaced by the peer
 /// address and `X-Forwarded-Proto`/`-Host` are serin's own: a client could
 /// write anything there. From a peer in `trusted_proxies` (`trusted`), the
 /// `X-Forwarded-For` list it sent is kept with the peer appended, and its
 /// `X-Forwarded-Proto`/`-Host` are kept when present (it terminated the
-/// client's connection and knows them).
+/// client's connection and knows them). `host`: the request's host.
 pub(crate) fn forwarded(
-    headers: &mut HeaderMap,
+    headers: &HeaderMap,
     peer: Peer,
     host: Option<HeaderValue>,
     h2: bool,
     trusted: bool,
-) {
+) -> Forwarding {
     let ip = ip_value(peer.addr);
     let xff = if trusted { appended(headers, &ip) } else { ip };
-    headers.insert(&X_FORWARDED_FOR, xff);
-    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(
-            &X_FORWARDED_PROTO,
-            HeaderValue::from_static(if peer.tls { "https" } else { "http" }),
-        );
-    }
-    if let Some(host) = host.filter(|_| !(trusted && headers.contains_key(&X_FORWARDED_HOST))) {
-        headers.insert(&X_FORWARDED_HOST, host);
-    }
+    let proto = (!(trusted && headers.contains_key(&X_FORWARDED_PROTO)))
+        .then(|| HeaderValue::from_static(if peer.tls { "https" } else { "http" }));
+    let forwarded_host = host
+        .clone()
+        .filter(|_| !(trusted && headers.contains_key(&X_FORWARDED_HOST)));
     let via = if h2 { "2 serin" } else { "1.1 serin" };
-    match headers.get(header::VIA).map(|v| v.as_bytes()) {
+    let via = match headers.get(header::VIA).map(|v| v.as_bytes()) {
         Some(prev) => {
             let mut v = Vec::with_capacity(prev.len() + 12);
             v.extend_from_slice(prev);
             v.extend_from_slice(b", ");
             v.extend_from_slice(via.as_bytes());
-            if let Ok(v) = HeaderValue::from_bytes(&v) {
-                headers.insert(header::VIA, v);
-            }
+            HeaderValue::from_bytes(&v).unwrap_or_else(|_| HeaderValue::from_static(via))
         }
-        None => {
-            headers.insert(header::VIA, HeaderValue::from_static(via));
+        None => HeaderValue::from_static(via),
+    };
+    let request_id = (!headers.contains_key(&X_REQUEST_ID)).then(request_id);
+    let host = host.filter(|_| !headers.contains_key(header::HOST));
+    Forwarding {
+        xff,
+        proto,
+        forwarded_host,
+        via,
+        request_id,
+        host,
+    }
+}
+
+// === impl Forwarding ===
+
+impl Forwarding {
+    /// Whether the client's header `name` is replaced by one of these (the
+    /// encoder then skips the client's).
+    #[inline]
+    pub(crate) fn replaces(&self, name: &HeaderName) -> bool {
+        *name == X_FORWARDED_FOR
+            || *name == header::VIA
+            || (self.proto.is_some() && *name == X_FORWARDED_PROTO)
+            || (self.forwarded_host.is_some() && *name == X_FORWARDED_HOST)
+    }
+
+    /// Every header this sets, for the encoder.
+    pub(crate) fn each(&self, mut f: impl FnMut(&HeaderName, &HeaderValue)) {
+        f(&X_FORWARDED_FOR, &self.xff);
+        if let Some(v) = &self.proto {
+            f(&X_FORWARDED_PROTO, v);
+        }
+        if let Some(v) = &self.forwarded_host {
+            f(&X_FORWARDED_HOST, v);
+        }
+        f(&header::VIA, &self.via);
+        if let Some(v) = &self.request_id {
+            f(&X_REQUEST_ID, v);
+        }
+        if let Some(v) = &self.host {
+            f(&header::HOST, v);
         }
     }
-    if !headers.contains_key(&X_REQUEST_ID) {
-        headers.insert(&X_REQUEST_ID, request_id());
+
+    /// Writes these into `headers` as the encoder would send them (tests,
+    /// fuzzing).
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+        let mut set = Vec::new();
+        self.each(|n, v| set.push((n.clone(), v.clone())));
+        headers.retain_replaced(self);
+        for (n, v) in set {
+            headers.insert(n, v);
+        }
+    }
+}
+
+#[cfg(any(test, fuzzing))]
+trait RetainReplaced {
+    fn retain_replaced(&mut self, f: &Forwarding);
+}
+
+#[cfg(any(test, fuzzing))]
+impl RetainReplaced for HeaderMap {
+    fn retain_replaced(&mut self, f: &Forwarding) {
+        let gone: Vec<HeaderName> = self.keys().filter(|n| f.replaces(n)).cloned().collect();
+        for n in gone {
+            self.remove(n);
+        }
     }
 }
 

@@ -108,7 +108,7 @@ impl Proxy {
         let h1 = parts.version < Version::HTTP_2;
         let wants_json = accepts_json(&parts.headers);
         let trusted = self.trusted.iter().any(|c| c.contains(peer.addr.ip()));
-        prepare(&mut parts, peer, upgrade, trusted);
+        let fwd = prepare(&mut parts, peer, upgrade, trusted);
         let pq = parts
             .uri
             .path_and_query()
@@ -145,6 +145,7 @@ impl Proxy {
             stream,
             upload,
             upgrade: asked,
+            fwd,
         };
 
         let (resp, outcome) = match walk(self.upstreams.get(), route, first, out).await {
@@ -248,7 +249,14 @@ fn client_body_answer(fault: BodyFault, h1: bool) -> Response<ProxyBody> {
 
 /// Rewrites the client's request head into the head sent upstream, in place.
 /// `trusted`: the peer is a trusted proxy, so its `X-Forwarded-For` is kept.
-fn prepare(parts: &mut http::request::Parts, peer: Peer, upgrade: bool, trusted: bool) {
+/// Returns the forwarding headers the upstream encoder writes in place of
+/// the client's.
+fn prepare(
+    parts: &mut http::request::Parts,
+    peer: Peer,
+    upgrade: bool,
+    trusted: bool,
+) -> headers::Forwarding {
     let h2 = parts.version == Version::HTTP_2;
     // HTTP/2 carries the host in `:authority`; HTTP/1.1 upstreams need `Host`.
     let host = match parts.headers.get(header::HOST) {
@@ -259,10 +267,7 @@ fn prepare(parts: &mut http::request::Parts, peer: Peer, upgrade: bool, trusted:
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     };
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    headers::forwarded(&mut parts.headers, peer, host.clone(), h2, trusted);
-    if let Some(host) = host {
-        parts.headers.insert(header::HOST, host);
-    }
+    headers::forwarded(&parts.headers, peer, host, h2, trusted)
 }
 
 fn accepts_json(h: &http::HeaderMap) -> bool {

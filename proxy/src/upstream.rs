@@ -37,6 +37,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use crate::body::UpstreamBody;
+use crate::headers::Forwarding;
 
 pub(crate) use conn::Conn;
 use conn::{Progress, SendError};
@@ -164,7 +165,8 @@ impl UpstreamClient {
         &self,
         scheme: &Scheme,
         authority: &Authority,
-        mut req: Request<UpstreamBody>,
+        req: Request<UpstreamBody>,
+        fwd: &Forwarding,
     ) -> Result<Response<RespBody>, UpstreamError> {
         if *scheme != Scheme::HTTP {
             return Err(UpstreamError::Connect {
@@ -175,12 +177,12 @@ impl UpstreamClient {
                 ),
             });
         }
-        if !req.headers().contains_key(header::HOST) {
-            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                req.headers_mut().insert(header::HOST, host);
-            }
-        }
         let (parts, mut body) = req.into_parts();
+        // A request that named no host at all (HTTP/1.0) goes with the
+        // version's.
+        let fallback_host = (fwd.host.is_none() && !parts.headers.contains_key(header::HOST))
+            .then(|| HeaderValue::from_str(authority.as_str()).ok())
+            .flatten();
         let hint = body.size_hint();
         let framing = wire::request_framing(
             &parts.method,
@@ -190,7 +192,18 @@ impl UpstreamClient {
         );
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let mut head = BytesMut::new();
-        wire::encode_head(&mut head, &parts.method, target, &parts.headers, framing);
+        let extra = wire::Extra {
+            fwd,
+            host: fallback_host.as_ref(),
+        };
+        wire::encode_head(
+            &mut head,
+            &parts.method,
+            target,
+            &parts.headers,
+            &extra,
+            framing,
+        );
         // A kept body can go again on a second connection.
         let again = match &body {
             UpstreamBody::Full(b) => Some(b.clone()),

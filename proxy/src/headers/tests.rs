@@ -91,7 +91,7 @@ fn untrusted_peers_forwarded_for_is_replaced() {
     let mut h = HeaderMap::new();
     h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
     h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-    forwarded(&mut h, peer("203.0.113.7"), None, false, false);
+    forwarded(&h, peer("203.0.113.7"), None, false, false).apply(&mut h);
     assert_eq!(xff(&h), "203.0.113.7");
     assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
 }
@@ -106,14 +106,14 @@ fn trusted_peers_forwarded_for_is_kept_and_appended() {
     h.append("x-forwarded-for", HeaderValue::from_static(" 10.2.2.2 "));
     h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
     let host = Some(HeaderValue::from_static("svc"));
-    forwarded(&mut h, peer("::ffff:10.0.0.9"), host, false, true);
+    forwarded(&h, peer("::ffff:10.0.0.9"), host, false, true).apply(&mut h);
     assert_eq!(xff(&h), "198.51.100.1, 10.1.1.1, 10.2.2.2, 10.0.0.9");
     assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
     assert_eq!(h.get("x-forwarded-proto").unwrap(), "https", "kept");
     assert_eq!(h.get("x-forwarded-host").unwrap(), "svc", "set when absent");
 
     let mut h = HeaderMap::new();
-    forwarded(&mut h, peer("10.0.0.9"), None, false, true);
+    forwarded(&h, peer("10.0.0.9"), None, false, true).apply(&mut h);
     assert_eq!(xff(&h), "10.0.0.9", "no list yet: the peer alone");
 }
 
@@ -195,7 +195,7 @@ mod prop {
             let _ = is_upgrade(&h, super::websocket);
             strip_hop_by_hop(&mut h, upgrade);
             let peer = Peer { addr: SocketAddr::new(addr, 1), tls };
-            forwarded(&mut h, peer, host, h2, trusted);
+            forwarded(&h, peer, host, h2, trusted).apply(&mut h);
             for n in fixed_hop_by_hop() {
                 let allowed = upgrade && *n == header::CONNECTION;
                 prop_assert!(allowed || !h.contains_key(n), "{n} left in {h:?}");

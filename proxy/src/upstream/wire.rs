@@ -15,6 +15,8 @@ use bytes::{BufMut, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
+use crate::headers::Forwarding;
+
 /// Most response header lines accepted.
 const MAX_HEADERS: usize = 128;
 
@@ -67,21 +69,34 @@ pub(crate) enum WireError {
     Framing(&'static str),
 }
 
-/// Writes the request head into `dst`: request line, `headers`, and the
-/// one framing header `framing` asks for (any framing header in `headers`
-/// is skipped: this side decides).
+/// What the encoder adds to the client's headers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Extra<'a> {
+    /// The forwarding headers, written in place of the client's.
+    pub(crate) fwd: &'a Forwarding,
+    /// `Host` for a request that named none.
+    pub(crate) host: Option<&'a HeaderValue>,
+}
+
+/// Writes the request head into `dst`: request line, `headers` (less those
+/// `extra` replaces), `extra`'s, and the one framing header `framing` asks
+/// for (any framing header in `headers` is skipped: this side decides).
 pub(crate) fn encode_head(
     dst: &mut BytesMut,
     method: &Method,
     target: &str,
     headers: &HeaderMap,
+    extra: &Extra<'_>,
     framing: ReqFraming,
 ) {
     let size = headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum::<usize>();
-    dst.reserve(method.as_str().len() + target.len() + size + 64);
+    // The forwarding headers: at most ~250 bytes past a client's `Via` and
+    // `X-Forwarded-For`.
+    let fwd = extra.fwd.xff.len() + extra.fwd.via.len() + 256;
+    dst.reserve(method.as_str().len() + target.len() + size + fwd);
     dst.put_slice(method.as_str().as_bytes());
     dst.put_u8(b' ');
     dst.put_slice(target.as_bytes());
@@ -92,13 +107,15 @@ pub(crate) fn encode_head(
         if name == header::CONTENT_LENGTH
             || name == header::TRANSFER_ENCODING
             || name == header::EXPECT
+            || extra.fwd.replaces(name)
         {
             continue;
         }
-        dst.put_slice(name.as_str().as_bytes());
-        dst.put_slice(b": ");
-        dst.put_slice(value.as_bytes());
-        dst.put_slice(b"\r\n");
+        line(dst, name, value);
+    }
+    extra.fwd.each(|n, v| line(dst, n, v));
+    if let Some(host) = extra.host {
+        line(dst, &header::HOST, host);
     }
     match framing {
         ReqFraming::None => {}
@@ -109,6 +126,13 @@ pub(crate) fn encode_head(
         }
         ReqFraming::Chunked => dst.put_slice(b"transfer-encoding: chunked\r\n"),
     }
+    dst.put_slice(b"\r\n");
+}
+
+fn line(dst: &mut BytesMut, name: &HeaderName, value: &HeaderValue) {
+    dst.put_slice(name.as_str().as_bytes());
+    dst.put_slice(b": ");
+    dst.put_slice(value.as_bytes());
     dst.put_slice(b"\r\n");
 }
 

@@ -5,30 +5,59 @@ fn head(text: &str, method: &Method) -> Result<Option<Head>, WireError> {
     parse_head(&mut buf, method)
 }
 
+fn fwd() -> Forwarding {
+    let peer = crate::headers::Peer {
+        addr: "192.0.2.7:40000".parse().unwrap(),
+        tls: false,
+    };
+    let mut with_id = HeaderMap::new();
+    with_id.insert("x-request-id", HeaderValue::from_static("r1"));
+    crate::headers::forwarded(&with_id, peer, None, false, false)
+}
+
 #[test]
 fn the_request_head_has_one_framing_and_keeps_the_rest() {
+    let fwd = fwd();
+    let extra = Extra {
+        fwd: &fwd,
+        host: None,
+    };
     let mut h = HeaderMap::new();
     h.insert("host", HeaderValue::from_static("v1:80"));
     h.insert("content-length", HeaderValue::from_static("999"));
     h.append("x-a", HeaderValue::from_static("1"));
     h.append("x-a", HeaderValue::from_static("2"));
+    h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+    h.insert("via", HeaderValue::from_static("1.0 a"));
+    h.insert("x-request-id", HeaderValue::from_static("r1"));
     let mut dst = BytesMut::new();
-    encode_head(&mut dst, &Method::POST, "/p?q=1", &h, ReqFraming::Length(5));
+    let post = Method::POST;
+    encode_head(&mut dst, &post, "/p?q=1", &h, &extra, ReqFraming::Length(5));
     assert_eq!(
-        &dst[..],
-        &b"POST /p?q=1 HTTP/1.1\r\nhost: v1:80\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 5\r\n\r\n"[..]
+        std::str::from_utf8(&dst).unwrap(),
+        "POST /p?q=1 HTTP/1.1\r\nhost: v1:80\r\nx-a: 1\r\nx-a: 2\r\nx-request-id: r1\r\n\
+         x-forwarded-for: 192.0.2.7\r\nx-forwarded-proto: http\r\nvia: 1.1 serin\r\n\
+         content-length: 5\r\n\r\n"
     );
+    let host = HeaderValue::from_static("v2:81");
+    let extra = Extra {
+        fwd: &fwd,
+        host: Some(&host),
+    };
     let mut dst = BytesMut::new();
+    let none = HeaderMap::new();
     encode_head(
         &mut dst,
         &Method::GET,
         "/",
-        &HeaderMap::new(),
+        &none,
+        &extra,
         ReqFraming::Chunked,
     );
     assert_eq!(
-        &dst[..],
-        &b"GET / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"[..]
+        std::str::from_utf8(&dst).unwrap(),
+        "GET / HTTP/1.1\r\nx-forwarded-for: 192.0.2.7\r\nx-forwarded-proto: http\r\n\
+         via: 1.1 serin\r\nhost: v2:81\r\ntransfer-encoding: chunked\r\n\r\n"
     );
 }
 
