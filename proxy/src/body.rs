@@ -196,11 +196,6 @@ impl Upload {
             .compare_exchange(0, self.nanos(now) + 1, Relaxed, Relaxed);
     }
 
-    /// Whether the body is waiting for the client's next bytes now.
-    pub(crate) fn waits_for_client(&self) -> bool {
-        matches!(self.phase(), Phase::Sending { waiting: true, .. })
-    }
-
     /// Whether the body has waited at least `long` for the client's next
     /// bytes, up to now: a pause between two TCP segments is not that.
     pub(crate) fn waited_for_client(&self, long: Duration) -> bool {
