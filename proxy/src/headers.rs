@@ -240,14 +240,39 @@ fn appended(headers: &HeaderMap, ip: &HeaderValue) -> HeaderValue {
 }
 
 fn ip_value(addr: SocketAddr) -> HeaderValue {
+    // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d.
+    let ip = addr.ip().to_canonical();
     let mut buf = [0u8; 48];
-    let n = {
-        use std::io::Write;
-        let mut w = &mut buf[..];
-        // An IP address always fits in 48 bytes.
-        // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d.
-        let _ = write!(w, "{}", addr.ip().to_canonical());
-        48 - w.len()
+    let n = match ip {
+        // By hand: `Display` through `fmt::write` costs ~1000 instructions
+        // per request (callgrind), this a few dozen.
+        std::net::IpAddr::V4(v4) => {
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            n
+        }
+        std::net::IpAddr::V6(_) => {
+            use std::io::Write;
+            let mut w = &mut buf[..];
+            // An IPv6 address always fits in 48 bytes.
+            let _ = write!(w, "{ip}");
+            48 - w.len()
+        }
     };
     HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }

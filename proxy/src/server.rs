@@ -277,10 +277,13 @@ impl Server {
         let svc = service_fn(move |req| {
             let guard = watched.begin();
             let proxy = proxy.clone();
-            async move {
+            // Boxed: hyper moves the future by value into its in-flight
+            // slot; a box is one allocation where the move copied ~5 KiB
+            // (callgrind: fewer instructions per request boxed).
+            Box::pin(async move {
                 let resp = proxy.handle(req, peer).await;
                 Ok::<_, Infallible>(resp.map(|b| Guarded::new(b, guard)))
-            }
+            })
         });
         let io = TokioIo::new(Watched::new(io, activity.clone()));
         // Three connection types, one loop: each names its own way to
