@@ -218,7 +218,15 @@ mod prop {
 
 #[test]
 fn addresses_are_written_as_display_writes_them() {
-    for ip in ["0.0.0.0", "10.0.0.9", "192.168.100.255", "1.22.3.44", "::1", "2001:db8::7", "::ffff:10.1.2.3"] {
+    for ip in [
+        "0.0.0.0",
+        "10.0.0.9",
+        "192.168.100.255",
+        "1.22.3.44",
+        "::1",
+        "2001:db8::7",
+        "::ffff:10.1.2.3",
+    ] {
         let addr = SocketAddr::new(ip.parse().unwrap(), 1);
         let want = addr.ip().to_canonical().to_string();
         assert_eq!(ip_value(addr).to_str().unwrap(), want, "{ip}");

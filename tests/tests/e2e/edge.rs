@@ -362,3 +362,104 @@ async fn client_flags_belong_to_client_commands_only() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("cannot reach serin"), "{err}");
 }
+
+/// A TLS ClientHello naming `name` as SNI, as a client that puts an IP
+/// address there sends it (rustls clients never do; others may).
+fn client_hello_with_sni(name: &str) -> Vec<u8> {
+    let u16be = |n: usize| u16::try_from(n).unwrap().to_be_bytes();
+    let mut sni = Vec::new();
+    sni.extend(u16be(3 + name.len()));
+    sni.push(0);
+    sni.extend(u16be(name.len()));
+    sni.extend(name.as_bytes());
+    let mut ext = vec![0, 0];
+    ext.extend(u16be(sni.len()));
+    ext.extend(sni);
+    let mut hello = vec![3, 3];
+    hello.extend([7u8; 32]);
+    hello.push(0);
+    hello.extend([0, 4, 0x13, 0x01, 0xc0, 0x2f]);
+    hello.extend([1, 0]);
+    hello.extend(u16be(ext.len()));
+    hello.extend(ext);
+    let mut handshake = vec![1, 0];
+    handshake.extend(u16be(hello.len()));
+    handshake.extend(hello);
+    let mut record = vec![0x16, 3, 1];
+    record.extend(u16be(handshake.len()));
+    record.extend(handshake);
+    record
+}
+
+/// Runs `serin run` over TLS with `SERIN_LOG=log`, sends 50 ClientHellos
+/// with an IP address as SNI, and returns what serin logged.
+async fn log_of_fifty_ip_sni_handshakes(log: &str) -> String {
+    let v = FakeVersion::start("v1").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = TestCert::new();
+    let (cert_path, key_path) = cert.write(dir.path());
+    let (http, https, admin) = (
+        serin_tests::process::free_addr(),
+        serin_tests::process::free_addr(),
+        serin_tests::process::free_addr(),
+    );
+    let toml = format!(
+        "[listen]\nhttp = \"{http}\"\nhttps = \"{https}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+         [admin]\naddr = \"{admin}\"\n[state]\ndir = \"{}\"\n\n\
+         [[routes]]\nname = \"svc\"\n[[routes.versions]]\nname = \"v1\"\nurl = \"{}\"\nweight = 1\n",
+        cert_path.display(),
+        key_path.display(),
+        dir.path().join("state").display(),
+        v.url()
+    );
+    let config = dir.path().join("serin.toml");
+    std::fs::write(&config, toml).unwrap();
+    let out = dir.path().join("serin.log");
+    let mut child = std::process::Command::new(serin_bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("SERIN_LOG", log)
+        .env("SERIN_ADMIN_TOKEN", "t")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .unwrap();
+    // Up once the admin API answers (a probe of the TLS port would itself
+    // be a failed handshake).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(admin).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serin did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hello = client_hello_with_sni("127.0.0.1");
+    for _ in 0..50 {
+        let mut s = TcpStream::connect(https).await.unwrap();
+        s.write_all(&hello).await.unwrap();
+        let _ = read_until_closed(&mut s, Duration::from_millis(500)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::read_to_string(&out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_client_can_flood_the_log_through_tls_handshakes() {
+    // The hellos do make rustls warn, once each, when asked to.
+    let asked = log_of_fifty_ip_sni_handshakes("info,rustls=warn").await;
+    assert_eq!(asked.matches("SNI").count(), 50, "{asked}");
+    // By default its warnings are held, and serin's own line is one per 10 s.
+    let text = log_of_fifty_ip_sni_handshakes("info").await;
+    assert!(
+        !text.contains("SNI"),
+        "rustls' warning reached the log:\n{text}"
+    );
+    assert!(!text.contains("WARN"), "{text}");
+    let failed = text.matches("TLS handshake failed").count();
+    assert_eq!(
+        failed, 1,
+        "{failed} lines for 50 failed handshakes:\n{text}"
+    );
+}
