@@ -115,6 +115,8 @@ pub(crate) struct Forwarding {
     pub(crate) request_id: Option<HeaderValue>,
     /// `Host` when the client's request carried it only as `:authority`.
     pub(crate) host: Option<HeaderValue>,
+    /// The peer is a trusted proxy: an `X-Forwarded-Host` it sent may stay.
+    pub(crate) trusted: bool,
 }
 
 /// The forwarding headers for a request with `headers` from `peer`.
@@ -159,6 +161,7 @@ pub(crate) fn forwarded(
         via,
         request_id,
         host,
+        trusted,
     }
 }
 
@@ -172,7 +175,7 @@ impl Forwarding {
         *name == X_FORWARDED_FOR
             || *name == header::VIA
             || (self.proto.is_some() && *name == X_FORWARDED_PROTO)
-            || (self.forwarded_host.is_some() && *name == X_FORWARDED_HOST)
+            || ((self.forwarded_host.is_some() || !self.trusted) && *name == X_FORWARDED_HOST)
     }
 
     /// Every header this sets, for the encoder.

@@ -64,6 +64,11 @@ impl Proxy {
             tracing::debug!(peer = %peer.addr, %why, "request refused");
             return closing_error(StatusCode::BAD_REQUEST, &why.to_string(), h1);
         }
+        // serin is a reverse proxy: it opens no tunnel for a client
+        // (RFC 9110 §9.3.6; a 2xx to CONNECT would have no body framing).
+        if req.method() == Method::CONNECT {
+            return closing_error(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not served", h1);
+        }
         if let Err(why) = host::check(&mut req) {
             tracing::debug!(peer = %peer.addr, %why, "request refused");
             return closing_error(StatusCode::BAD_REQUEST, &why.to_string(), h1);

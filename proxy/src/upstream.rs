@@ -210,8 +210,15 @@ impl UpstreamClient {
             _ => None,
         };
         let idempotent = parts.method.is_idempotent();
+        let mut retried = false;
         loop {
-            let (mut conn, pooled) = match self.pool.checkout(authority) {
+            // The one retry goes on a new connection, never another pooled one.
+            let pooled = if retried {
+                None
+            } else {
+                self.pool.checkout(authority)
+            };
+            let (mut conn, pooled) = match pooled {
                 Some(c) => (c, true),
                 // Boxed: a new connection is the rare path, and its name
                 // lookup's future would otherwise make every request's
@@ -240,13 +247,17 @@ impl UpstreamClient {
                     return Ok(resp);
                 }
                 Err(SendError::Body(e)) => return Err(UpstreamError::Body(e)),
-                // A pooled connection the version closed meanwhile: once
-                // more on a fresh one, when nothing could have been taken.
+                // A pooled connection the version closed meanwhile, before
+                // a byte of an answer: once more on a new connection, when
+                // nothing could have been taken (nothing written, or an
+                // idempotent request).
                 Err(SendError::Closed | SendError::Io(_))
                     if pooled
+                        && !progress.answered
                         && (progress.written == 0 || idempotent)
                         && (!progress.body_taken || again.is_some()) =>
                 {
+                    retried = true;
                     if let Some(b) = &again {
                         body = UpstreamBody::Full(b.clone());
                     }

@@ -232,3 +232,15 @@ fn addresses_are_written_as_display_writes_them() {
         assert_eq!(ip_value(addr).to_str().unwrap(), want, "{ip}");
     }
 }
+
+#[test]
+fn an_untrusted_forwarded_host_never_passes_even_without_a_host() {
+    let mut h = HeaderMap::new();
+    h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+    forwarded(&h, peer("203.0.113.7"), None, false, false).apply(&mut h);
+    assert!(h.get("x-forwarded-host").is_none(), "{h:?}");
+    let mut h = HeaderMap::new();
+    h.insert("x-forwarded-host", HeaderValue::from_static("edge.example"));
+    forwarded(&h, peer("10.0.0.9"), None, false, true).apply(&mut h);
+    assert_eq!(h["x-forwarded-host"], "edge.example");
+}

@@ -26,6 +26,15 @@ const READ_BUF: usize = 8 * 1024;
 /// A kept body this small goes out in the same write as the head.
 const INLINE_BODY: usize = 16 * 1024;
 
+/// An answer that comes while the request body is still going is read into
+/// the buffer up to this much, so a version that answers as it reads (an
+/// echo, a streaming handler) never waits on serin.
+const EARLY_MAX: usize = 1024 * 1024;
+
+/// A version that answered early and then takes no more of the body for
+/// this long has stopped reading it: the rest is not sent.
+const EARLY_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// An upstream connection: the socket, and bytes read past what was used.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -66,6 +75,8 @@ pub(crate) struct Progress {
     pub(crate) written: usize,
     /// Frames taken from the request body.
     pub(crate) body_taken: bool,
+    /// Bytes of an answer arrived.
+    pub(crate) answered: bool,
 }
 
 // === impl Conn ===
@@ -94,8 +105,9 @@ impl Conn {
 
     /// Sends one request (`head` already encoded) with `body` framed as
     /// `framing`, and reads the response head; 1xx interim answers other
-    /// than `101` are skipped. If the version answers before the body is
-    /// all sent, the rest is not sent.
+    /// than `101` are skipped. An answer that comes while the body is still
+    /// going is buffered and the body goes on; only a version that answered
+    /// and then stops taking the body gets no more of it.
     ///
     /// # Errors
     /// See [`SendError`]; `progress` says how far the request got.
@@ -122,6 +134,7 @@ impl Conn {
                 self.buf.reserve(READ_BUF);
             }
             let got = self.io.read_buf(&mut self.buf).await?;
+            progress.answered |= got > 0;
             if got == 0 {
                 return Err(if self.buf.is_empty() {
                     SendError::Closed
@@ -132,8 +145,8 @@ impl Conn {
         }
     }
 
-    /// Writes the head and the body; `false` when the version started
-    /// answering first (the rest of the body is then left unsent).
+    /// Writes the head and the body; `false` when the version answered and
+    /// stopped taking the body, or closed (the rest is then left unsent).
     async fn write_request(
         &mut self,
         head: &[u8],
@@ -164,9 +177,9 @@ impl Conn {
             // An answer may come while the client is slow to send: stop then.
             let frame = tokio::select! {
                 biased;
-                ready = self.io.readable() => {
+                ready = self.io.readable(), if self.buf.len() < EARLY_MAX => {
                     ready?;
-                    if self.answer_began()? {
+                    if self.read_early(progress)? {
                         return Ok(false);
                     }
                     continue;
@@ -215,36 +228,42 @@ impl Conn {
         Ok(true)
     }
 
-    /// Reads what the version sent while the request was still going out:
-    /// `true` when it is (the start of) a final answer; a whole interim
-    /// `1xx` (a `100 Continue` it sends unasked) is dropped and sending
-    /// goes on.
-    fn answer_began(&mut self) -> Result<bool, SendError> {
-        match self.io.try_read_buf(&mut self.buf) {
-            Ok(0) => return Err(SendError::Closed),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(e.into()),
+    /// Reads what the version sent while the request was still going out
+    /// into the buffer; `true` when it closed (nothing more can be sent).
+    fn read_early(&mut self, progress: &mut Progress) -> Result<bool, SendError> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(READ_BUF);
         }
+        match self.io.try_read_buf(&mut self.buf) {
+            Ok(0) => Ok(true),
+            Ok(_) => {
+                progress.answered = true;
+                Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether a whole final answer head (past any `1xx`) is in the buffer.
+    /// Only asked while a write waits on a version that answered early.
+    fn final_head_buffered(&self) -> bool {
+        let mut probe = self.buf.clone();
         loop {
-            let mut probe = self.buf.clone();
             match wire::parse_head(&mut probe, &Method::GET) {
                 Ok(Some(h))
                     if h.status.is_informational()
-                        && h.status != http::StatusCode::SWITCHING_PROTOCOLS =>
-                {
-                    self.buf = probe;
-                }
-                // Not whole yet: wait for the rest of it while sending.
-                Ok(None) if self.buf.starts_with(b"HTTP/1.1 1") => return Ok(false),
-                _ => return Ok(!self.buf.is_empty()),
+                        && h.status != http::StatusCode::SWITCHING_PROTOCOLS => {}
+                Ok(Some(_)) | Err(_) => return true,
+                Ok(None) => return false,
             }
         }
     }
 
-    /// Writes all of `bytes` unless the version starts answering first
-    /// (then `false`): a version that answers early and stops reading must
-    /// not leave this task blocked on a full socket.
+    /// Writes all of `bytes`; `false` when the version answered and then
+    /// stopped taking them for [`EARLY_GRACE`], or closed: a version that
+    /// answers early and stops reading must not leave this task blocked on
+    /// a full socket.
     async fn write_watching(
         &mut self,
         bytes: &[u8],
@@ -261,15 +280,17 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e.into()),
             }
+            let answered = progress.answered && self.final_head_buffered();
             tokio::select! {
                 biased;
-                ready = self.io.readable() => {
+                ready = self.io.readable(), if self.buf.len() < EARLY_MAX => {
                     ready?;
-                    if self.answer_began()? {
+                    if self.read_early(progress)? {
                         return Ok(false);
                     }
                 }
                 ready = self.io.writable() => ready?,
+                () = tokio::time::sleep(EARLY_GRACE), if answered => return Ok(false),
             }
         }
         Ok(true)

@@ -298,11 +298,16 @@ fn chunk_size(buf: &mut bytes::BytesMut) -> Result<Option<u64>, RespBodyError> {
 /// it is empty, `None` until it is whole.
 #[allow(clippy::option_option)] // reason: "not yet" and "none" differ here
 fn trailers(buf: &mut bytes::BytesMut) -> Result<Option<Option<HeaderMap>>, RespBodyError> {
-    if buf.starts_with(b"\r\n") {
-        buf.advance(2);
-        return Ok(Some(None));
+    // A bare LF ends a line too (RFC 9112 §2.2 lets a recipient take it).
+    for empty in [&b"\r\n"[..], b"\n"] {
+        if buf.starts_with(empty) {
+            buf.advance(empty.len());
+            return Ok(Some(None));
+        }
     }
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+    let lf_lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let lf_crlf = buf.windows(3).position(|w| w == b"\n\r\n").map(|i| i + 3);
+    let Some(stop) = lf_lf.into_iter().chain(lf_crlf).min() else {
         return if buf.len() > MAX_LINE {
             Err(RespBodyError::Chunked)
         } else {
@@ -311,7 +316,7 @@ fn trailers(buf: &mut bytes::BytesMut) -> Result<Option<Option<HeaderMap>>, Resp
     };
     let mut lines = [httparse::EMPTY_HEADER; 32];
     let parsed =
-        httparse::parse_headers(&buf[..end + 4], &mut lines).map_err(|_| RespBodyError::Chunked)?;
+        httparse::parse_headers(&buf[..stop], &mut lines).map_err(|_| RespBodyError::Chunked)?;
     let httparse::Status::Complete((_, lines)) = parsed else {
         return Err(RespBodyError::Chunked);
     };
@@ -322,7 +327,7 @@ fn trailers(buf: &mut bytes::BytesMut) -> Result<Option<Option<HeaderMap>>, Resp
         let value = http::HeaderValue::from_bytes(h.value).map_err(|_| RespBodyError::Chunked)?;
         map.append(name, value);
     }
-    buf.advance(end + 4);
+    buf.advance(stop);
     Ok(Some(Some(map)))
 }
 
@@ -355,5 +360,10 @@ mod tests {
         assert!(some.is_empty());
         let mut partial = bytes::BytesMut::from(&b"grpc-status: 0\r\n"[..]);
         assert_eq!(trailers(&mut partial).unwrap(), None);
+        let mut bare = bytes::BytesMut::from(&b"\nnext"[..]);
+        assert_eq!(trailers(&mut bare).unwrap(), Some(None));
+        let mut bare = bytes::BytesMut::from(&b"x-a: b\n\nnext"[..]);
+        assert_eq!(trailers(&mut bare).unwrap().unwrap().unwrap()["x-a"], "b");
+        assert_eq!(&bare[..], b"next");
     }
 }

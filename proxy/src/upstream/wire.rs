@@ -210,7 +210,9 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
         headers.append(name, value);
     }
     let framing = framing(method, status, &headers)?;
-    let keep_alive = keep_alive(version, &headers) && framing != RespFraming::Close;
+    // An HTTP/1.0 message with Transfer-Encoding: close after it (RFC 9112 §6.1).
+    let te_on_10 = version == Version::HTTP_10 && headers.contains_key(header::TRANSFER_ENCODING);
+    let keep_alive = keep_alive(version, &headers) && framing != RespFraming::Close && !te_on_10;
     Ok(Some(Head {
         status,
         version,

@@ -186,6 +186,15 @@ async fn host_is_checked_as_rfc_9112_asks() {
         assert!(r.closed, "{what}: connection left open");
     }
     assert_eq!(v1.requests() + v2.requests(), 0, "a bad host was forwarded");
+    // No tunnels: CONNECT is refused.
+    let r = exchange(
+        env.http,
+        b"CONNECT b.example:443 HTTP/1.1\r\nHost: b.example:443\r\n\r\n",
+        wait,
+    )
+    .await;
+    assert_eq!(r.status(), Some(405), "{}", r.text);
+    assert_eq!(v1.requests() + v2.requests(), 0, "CONNECT was forwarded");
 
     // The absolute-form target wins: routed by it, and Host rewritten to it.
     let r = exchange(

@@ -214,3 +214,67 @@ async fn a_body_broken_off_by_the_version_is_a_truncated_answer_not_a_hang() {
     env.stop().await;
     env2.stop().await;
 }
+
+/// A version that answers as soon as it has the head and then reads the
+/// whole body (as streaming handlers do), ending its answer with the count.
+async fn answers_then_reads() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 65536];
+                let end = loop {
+                    match s.read(&mut buf).await {
+                        Ok(n @ 1..) => got.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                    if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break end + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&got[..end]).to_lowercase();
+                let len: usize = head
+                    .split("content-length: ")
+                    .nth(1)
+                    .and_then(|r| r.split("\r\n").next())
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                let early = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                if s.write_all(early).await.is_err() {
+                    return;
+                }
+                let mut body = got.len() - end;
+                while body < len {
+                    match s.read(&mut buf).await {
+                        Ok(n @ 1..) => body += n,
+                        _ => return,
+                    }
+                }
+                let count = body.to_string();
+                let tail = format!("{:x}\r\n{count}\r\n0\r\n\r\n", count.len());
+                let _ = s.write_all(tail.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_answering_before_it_reads_the_body_still_gets_all_of_it() {
+    let addr = answers_then_reads().await;
+    let env = TestEnv::start(&one_route(&[("v1", &url(addr), 1.0)], "")).await;
+    let c = serin_tests::client::TestClient::http1();
+    for size in [10, 300_000, 3_000_000] {
+        let body = Bytes::from(vec![b'x'; size]);
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            c.send("POST", &env.url("/"), &[], body),
+        )
+        .await
+        .expect("hung: the rest of the body was never sent");
+        assert_eq!((r.status.as_u16(), r.text()), (200, size.to_string()));
+    }
+    env.stop().await;
+}
