@@ -87,6 +87,23 @@ pub async fn raw(
     root: &[u8],
     alpn: &[&str],
 ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Option<Vec<u8>>), String> {
+    let mut tls = handshake(addr, root, alpn).await?;
+    // TLS 1.3 reports a refused handshake only on the first read: a flush
+    // makes a refusal surface here rather than as an empty reply.
+    tokio::io::AsyncWriteExt::flush(&mut tls)
+        .await
+        .map_err(|e| e.to_string())?;
+    let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    Ok((tls, alpn))
+}
+
+/// A TLS handshake with `addr` trusting only `root`, offering `alpn`,
+/// server name `localhost`.
+async fn handshake(
+    addr: SocketAddr,
+    root: &[u8],
+    alpn: &[&str],
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
     serin_proxy::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -98,17 +115,10 @@ pub async fn raw(
     config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-    let mut tls = TlsConnector::from(Arc::new(config))
+    TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .map_err(|e| e.to_string())?;
-    // TLS 1.3 reports a refused handshake only on the first read: a flush
-    // makes a refusal surface here rather than as an empty reply.
-    tokio::io::AsyncWriteExt::flush(&mut tls)
-        .await
-        .map_err(|e| e.to_string())?;
-    let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-    Ok((tls, alpn))
+        .map_err(|e| e.to_string())
 }
 
 // === impl HttpsConn ===
@@ -120,21 +130,7 @@ impl HttpsConn {
     /// # Errors
     /// The handshake's failure, as text.
     pub async fn connect(addr: SocketAddr, root: &[u8], alpn: &str) -> Result<Self, String> {
-        serin_proxy::install_crypto_provider();
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from(root.to_vec()))
-            .map_err(|e| e.to_string())?;
-        let mut config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![alpn.as_bytes().to_vec()];
-        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-        let tls = TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| e.to_string())?;
+        let tls = handshake(addr, root, &[alpn]).await?;
         let (_, session) = tls.get_ref();
         let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
         let peer_cert = session
