@@ -89,14 +89,15 @@ pub(crate) async fn walk(
         // (the pick already avoided it, unless every version is down). The
         // deadline is checked before the breaker so a skip never takes a
         // half-open probe permit.
-        let timeout = remaining(deadline, v.timeout);
-        let admit = match timeout {
-            Some(_) if i == first || !v.health.is_unhealthy() => v.breaker.admit(),
-            _ => Admit::No,
+        let useful = worth_trying(deadline, v.timeout);
+        let admit = if useful && (i == first || !v.health.is_unhealthy()) {
+            v.breaker.admit()
+        } else {
+            Admit::No
         };
-        let timeout = match timeout {
-            Some(t) if admit != Admit::No => t,
-            _ => {
+        match admit {
+            Admit::Yes | Admit::Probe => {}
+            Admit::No => {
                 if let (Some(f), true) = (fb, can_go_on) {
                     note_fallback(route, i, f);
                 }
@@ -104,7 +105,7 @@ pub(crate) async fn walk(
                 at = route.next[i].filter(|_| can_go_on);
                 continue;
             }
-        };
+        }
         // A probe whose request ends with nothing said about the version
         // (the client left or its body failed, the drain ended) hands its
         // permit back: the breaker never waits for a result that never
@@ -119,7 +120,6 @@ pub(crate) async fn walk(
         let sent = tokio::time::Instant::now();
         // The deadline caps the clock itself: a progressing upload may take
         // the version's whole `timeout` after it, never past the deadline.
-        let _ = timeout;
         let clock = Clock {
             timeout: v.timeout,
             deadline: deadline.map(tokio::time::Instant::from_std),
@@ -354,13 +354,10 @@ async fn drilled(
     }
 }
 
-/// The timeout of an attempt under the deadline, `None` when too little is left.
-fn remaining(deadline: Option<Instant>, timeout: Duration) -> Option<Duration> {
-    let Some(deadline) = deadline else {
-        return Some(timeout);
-    };
-    let left = deadline.saturating_duration_since(Instant::now());
-    (left >= MIN_USEFUL.min(timeout)).then(|| left.min(timeout))
+/// Whether an attempt is worth starting under the deadline: not with less
+/// than [`MIN_USEFUL`] (or its whole `timeout`, if shorter) left.
+fn worth_trying(deadline: Option<Instant>, timeout: Duration) -> bool {
+    deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= MIN_USEFUL.min(timeout))
 }
 
 /// Whether `outcome` is one of the route's `on` failures.

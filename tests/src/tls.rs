@@ -121,6 +121,29 @@ async fn handshake(
         .map_err(|e| e.to_string())
 }
 
+/// A serin serving one route to `v` over plain HTTP and over TLS with
+/// `cert`, whose files are written into `certs`.
+///
+/// # Panics
+/// As [`TestEnv::start`](crate::TestEnv::start).
+pub async fn https_env(
+    v: &serin_loadtest::FakeHandle,
+    certs: &Path,
+    cert: &TestCert,
+) -> crate::TestEnv {
+    let (cert_path, key_path) = cert.write(certs);
+    let toml = crate::one_route(&[("v1", &v.url(), 1.0)], "").replacen(
+        "[listen]\n",
+        &format!(
+            "[listen]\nhttps = \"127.0.0.1:3\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert_path.display(),
+            key_path.display()
+        ),
+        1,
+    );
+    crate::TestEnv::start(&toml).await
+}
+
 // === impl HttpsConn ===
 
 impl HttpsConn {

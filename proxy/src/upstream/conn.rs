@@ -61,7 +61,8 @@ pub(crate) enum SendError {
 }
 
 /// A response head, and whether the request went out whole (a version that
-/// answered early leaves the rest unsent, so the connection is not reused).
+/// answered and stopped taking the body leaves the rest unsent, so the
+/// connection is not reused).
 #[derive(Debug)]
 pub(crate) struct Answered {
     pub(crate) head: Head,
@@ -174,7 +175,8 @@ impl Conn {
         let chunked = framing == ReqFraming::Chunked;
         let mut line = BytesMut::new();
         loop {
-            // An answer may come while the client is slow to send: stop then.
+            // An answer may come while the client is slow to send: buffer it
+            // and go on; stop only if the version closed.
             let frame = tokio::select! {
                 biased;
                 ready = self.io.readable(), if self.buf.len() < EARLY_MAX => {
@@ -211,10 +213,7 @@ impl Conn {
                     if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
                         let mut t = BytesMut::from(&b"0\r\n"[..]);
                         for (n, v) in &trailers {
-                            t.extend_from_slice(n.as_str().as_bytes());
-                            t.extend_from_slice(b": ");
-                            t.extend_from_slice(v.as_bytes());
-                            t.extend_from_slice(b"\r\n");
+                            wire::line(&mut t, n, v);
                         }
                         t.extend_from_slice(b"\r\n");
                         return self.write_watching(&t, progress).await;

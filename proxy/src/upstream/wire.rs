@@ -129,7 +129,8 @@ pub(crate) fn encode_head(
     dst.put_slice(b"\r\n");
 }
 
-fn line(dst: &mut BytesMut, name: &HeaderName, value: &HeaderValue) {
+/// One `name: value` header line.
+pub(crate) fn line(dst: &mut BytesMut, name: &HeaderName, value: &HeaderValue) {
     dst.put_slice(name.as_str().as_bytes());
     dst.put_slice(b": ");
     dst.put_slice(value.as_bytes());

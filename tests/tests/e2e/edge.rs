@@ -263,17 +263,7 @@ async fn alpn_alone_decides_the_protocol_on_tls() {
     let v = FakeVersion::start("v1").unwrap();
     let certs = tempfile::tempdir().unwrap();
     let cert = TestCert::new();
-    let (cert_path, key_path) = cert.write(certs.path());
-    let toml = one_route(&[("v1", &v.url(), 1.0)], "").replacen(
-        "[listen]\n",
-        &format!(
-            "[listen]\nhttps = \"127.0.0.1:3\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-            cert_path.display(),
-            key_path.display()
-        ),
-        1,
-    );
-    let env = TestEnv::start(&toml).await;
+    let env = serin_tests::tls::https_env(&v, certs.path(), &cert).await;
     let addr = env.https.expect("https listener");
     let wait = Duration::from_millis(800);
     let get = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";

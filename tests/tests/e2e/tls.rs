@@ -8,32 +8,14 @@ use std::time::Duration;
 use serin_loadtest::FakeVersion;
 use serin_tests::client::TestClient;
 use serin_tests::tls::{HttpsConn, TestCert};
-use serin_tests::{assert_eventually, one_route, TestEnv};
-
-async fn https_env(
-    v: &serin_loadtest::FakeHandle,
-    certs: &std::path::Path,
-    cert: &TestCert,
-) -> TestEnv {
-    let (cert_path, key_path) = cert.write(certs);
-    let toml = one_route(&[("v1", &v.url(), 1.0)], "").replacen(
-        "[listen]\n",
-        &format!(
-            "[listen]\nhttps = \"127.0.0.1:3\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-            cert_path.display(),
-            key_path.display()
-        ),
-        1,
-    );
-    TestEnv::start(&toml).await
-}
+use serin_tests::{assert_eventually, TestEnv};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_over_http2_and_http1_with_a_self_signed_certificate() {
     let v = FakeVersion::start("v1").unwrap();
     let certs = tempfile::tempdir().unwrap();
     let cert = TestCert::new();
-    let env = https_env(&v, certs.path(), &cert).await;
+    let env = serin_tests::tls::https_env(&v, certs.path(), &cert).await;
     let addr = env.https.expect("https listener");
     for (alpn, via) in [("h2", "2 serin"), ("http/1.1", "1.1 serin")] {
         let mut conn = HttpsConn::connect(addr, &cert.der, alpn).await.unwrap();
@@ -82,7 +64,7 @@ async fn a_new_certificate_is_picked_up_without_dropping_connections_and_a_bad_o
     let v = FakeVersion::start("v1").unwrap();
     let certs = tempfile::tempdir().unwrap();
     let first = TestCert::new();
-    let env = https_env(&v, certs.path(), &first).await;
+    let env = serin_tests::tls::https_env(&v, certs.path(), &first).await;
     let addr = env.https.unwrap();
     let mut open = HttpsConn::connect(addr, &first.der, "h2").await.unwrap();
     assert_eq!(open.get("/").await.unwrap().status, 200);
