@@ -19,14 +19,19 @@
 //!   line:column.
 //! - `watch` — [`watch`]: "the routing file may have changed" signals
 //!   (in-place writes, rename-over, ConfigMap symlink swaps).
+//! - `tls` — [`UpstreamTls`]: the rustls client configuration of an
+//!   `https://` version, built (its CA and certificate files read) while
+//!   validating, so a bad file is refused at its key's `line:col`.
 //!
-//! [`load`] and [`watch`] are the only functions that touch the file system.
+//! [`load`] and [`watch`] touch the file system, and validation reads the
+//! `tls_*` files a version names.
 
 mod error;
 mod limits;
 mod model;
 mod raw;
 mod rule;
+mod tls;
 mod units;
 mod validate;
 mod watch;
@@ -36,6 +41,7 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use rule::*;
+pub use tls::UpstreamTls;
 pub use units::{format_duration, parse_duration, parse_percent, parse_size};
 pub use watch::{watch, FileWatcher, WatchError};
 

@@ -186,12 +186,15 @@ pub enum Sticky {
 pub struct Version {
     /// Unique in the route; letters, digits, `.`, `_`, `-`.
     pub name: String,
-    /// `http://host:port` (https later); no path beyond `/`.
+    /// `http://`, `https://` (TLS; ALPN picks HTTP/2 or HTTP/1.1) or
+    /// `h2c://` (HTTP/2 with prior knowledge), with a host; no path beyond `/`.
     pub url: http::Uri,
     /// Share = weight / sum of the route's weights. Finite, >= 0; fractions allowed.
     pub weight: f64,
     /// Response-headers timeout of one attempt. Default 30s.
     pub timeout: Duration,
+    /// How an `https://` version is reached; `None` for the other schemes.
+    pub tls: Option<crate::UpstreamTls>,
 }
 
 /// `[routes.fallback]`

@@ -106,6 +106,10 @@ pub(crate) struct RawVersion {
     pub(crate) url: Str,
     pub(crate) weight: Spanned<Number>,
     pub(crate) timeout: Option<Str>,
+    pub(crate) tls_ca: Option<Str>,
+    pub(crate) tls_server_name: Option<Str>,
+    pub(crate) tls_client_cert: Option<Str>,
+    pub(crate) tls_client_key: Option<Str>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -525,3 +525,101 @@ fn two_bad_addresses_are_two_errors_not_a_collision() {
         "{all:?}"
     );
 }
+
+/// A version at `url` with `keys` after its weight (line 8 on).
+fn tls_file(url: &str, keys: &str) -> String {
+    format!(
+        "[[routes]]\nname = \"api\"\n\n[[routes.versions]]\nname = \"v1\"\nurl = \"{url}\"\nweight = 1\n{keys}\n"
+    )
+}
+
+#[test]
+fn tls_keys_of_a_version_are_checked_where_they_stand() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.cert.pem()).unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let ca_line = format!("tls_ca = \"{}\"", ca_path.display());
+
+    // Only https versions take them.
+    assert_one(
+        &tls_file("http://127.0.0.1:9001", "tls_ca = \"ca.pem\""),
+        "8:10",
+        "tls_ca applies only to an https:// url",
+    );
+    assert_one(
+        &tls_file("h2c://127.0.0.1:9001", "tls_server_name = \"a\""),
+        "8:19",
+        "tls_server_name applies only to an https:// url",
+    );
+    assert_one(
+        &tls_file("ftp://127.0.0.1:9001", ""),
+        "6:7",
+        "must look like http://host:port",
+    );
+    // Files are read and must hold what they are named for.
+    assert_one(
+        &tls_file("https://127.0.0.1:9001", "tls_ca = \"/nonexistent/ca.pem\""),
+        "8:10",
+        "cannot read /nonexistent/ca.pem",
+    );
+    assert_one(
+        &tls_file(
+            "https://127.0.0.1:9001",
+            &format!("tls_ca = \"{}\"", junk.display()),
+        ),
+        "8:10",
+        "no PEM certificate",
+    );
+    assert_one(
+        &tls_file(
+            "https://127.0.0.1:9001",
+            &format!("{ca_line}\ntls_client_cert = \"{}\"", ca_path.display()),
+        ),
+        "9:19",
+        "tls_client_cert needs tls_client_key",
+    );
+    assert_one(
+        &tls_file(
+            "https://127.0.0.1:9001",
+            &format!(
+                "{ca_line}\ntls_client_cert = \"{}\"\ntls_client_key = \"{}\"",
+                ca_path.display(),
+                junk.display()
+            ),
+        ),
+        "10:18",
+        "no PEM private key",
+    );
+    assert_one(
+        &tls_file(
+            "https://127.0.0.1:9001",
+            &format!("{ca_line}\ntls_server_name = \"a b\""),
+        ),
+        "9:19",
+        "not a DNS name or an IP address",
+    );
+    // A good one, and an h2c version.
+    let ok = parse(
+        &tls_file(
+            "https://localhost:9443",
+            &format!("{ca_line}\ntls_server_name = \"v2.internal\""),
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let tls = ok.routes[0].versions[0]
+        .tls
+        .as_ref()
+        .expect("https has TLS");
+    assert_eq!(tls.ca(), Some(ca_path.as_path()));
+    assert!(!tls.has_client_cert());
+    assert_eq!(
+        tls.client.alpn_protocols,
+        [b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
+    let h2c = parse(&tls_file("h2c://127.0.0.1:9001", ""), "t.toml").unwrap();
+    assert!(h2c.routes[0].versions[0].tls.is_none());
+}

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::{resilience, rollback, Ctx};
 use crate::model::{HostMatch, Route, Sticky, Version};
-use crate::raw::{Number, RawRoute, Str};
+use crate::raw::{Number, RawRoute, RawVersion, Str};
+use crate::tls::{Field, Settings};
+use crate::UpstreamTls;
 
 /// Validates every route; route names are unique across the file.
 pub(super) fn routes(cx: &mut Ctx<'_>, raw: &[RawRoute]) -> Vec<Route> {
@@ -190,11 +192,14 @@ fn versions(cx: &mut Ctx<'_>, raw: &RawRoute) -> Vec<Version> {
                 }
             });
             weights_ok &= weight.is_some();
+            let url = cx.check(&v.url, |s| version_url(s));
+            let tls = url.as_ref().and_then(|url| version_tls(cx, v, url));
             Version {
                 name: name(cx, &v.name, "version"),
-                url: cx.check(&v.url, |s| version_url(s)).unwrap_or_default(),
+                url: url.unwrap_or_default(),
                 weight: weight.unwrap_or(0.0),
                 timeout: cx.duration(v.timeout.as_ref(), "timeout", Duration::from_secs(30)),
+                tls,
             }
         })
         .collect();
@@ -215,9 +220,12 @@ fn version_url(s: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = s
         .parse()
         .map_err(|e| format!("url `{s}` is not a URL: {e}"))?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https" | "h2c"));
     let Some(authority) = uri.authority().filter(|_| scheme_ok) else {
-        return Err(format!("url `{s}` must look like http://host:port"));
+        return Err(format!(
+            "url `{s}` must look like http://host:port (or https://, or h2c:// for HTTP/2 \
+             with prior knowledge)"
+        ));
     };
     if authority.as_str().contains('@') {
         return Err(format!("url `{s}` must not carry credentials"));
@@ -228,4 +236,52 @@ fn version_url(s: &str) -> Result<http::Uri, String> {
         ));
     }
     Ok(uri)
+}
+
+/// The TLS settings of an `https://` version; `tls_*` keys on any other
+/// scheme are refused where they stand.
+fn version_tls(cx: &mut Ctx<'_>, v: &RawVersion, url: &http::Uri) -> Option<UpstreamTls> {
+    let keys = [
+        ("tls_ca", &v.tls_ca),
+        ("tls_server_name", &v.tls_server_name),
+        ("tls_client_cert", &v.tls_client_cert),
+        ("tls_client_key", &v.tls_client_key),
+    ];
+    if url.scheme_str() != Some("https") {
+        for (key, value) in keys {
+            if let Some(value) = value {
+                cx.error(
+                    value.span(),
+                    format!("{key} applies only to an https:// url, not `{url}`"),
+                );
+            }
+        }
+        return None;
+    }
+    let path = |cx: &mut Ctx<'_>, v: &Option<Str>, key| v.as_ref().map(|v| cx.path(v, key));
+    let ca = path(cx, &v.tls_ca, "tls_ca");
+    let client_cert = path(cx, &v.tls_client_cert, "tls_client_cert");
+    let client_key = path(cx, &v.tls_client_key, "tls_client_key");
+    let settings = Settings {
+        host: url.host().unwrap_or_default(),
+        server_name: v.tls_server_name.as_ref().map(|s| s.get_ref().as_str()),
+        ca: ca.as_deref(),
+        client_cert: client_cert.as_deref(),
+        client_key: client_key.as_deref(),
+    };
+    match UpstreamTls::build(&settings) {
+        Ok(tls) => Some(tls),
+        Err((field, message)) => {
+            let at = match field {
+                Field::Ca => v.tls_ca.as_ref(),
+                Field::ServerName => v.tls_server_name.as_ref(),
+                Field::ClientCert => v.tls_client_cert.as_ref(),
+                Field::ClientKey => v.tls_client_key.as_ref(),
+            };
+            // Errors about the defaults (platform roots, the URL's host)
+            // point at the url.
+            cx.error(at.unwrap_or(&v.url).span(), message);
+            None
+        }
+    }
 }
