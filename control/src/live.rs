@@ -6,7 +6,7 @@ mod pick;
 mod routes;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
@@ -128,6 +128,9 @@ pub struct VersionSnap {
     pub fallback_counter: Option<metrics::Counter>,
     /// Drill fault switch; the same `Arc` across table swaps.
     pub drill: Arc<crate::drill::Fault>,
+    /// TLS to an `https://` version (the same client configuration across
+    /// table swaps while its settings do not change); `None` otherwise.
+    pub tls: Option<serin_config::UpstreamTls>,
 }
 
 /// Long-lived per-(route, version) state the compiler wires into every
@@ -144,6 +147,33 @@ pub struct Shared {
     pub faults: Registry<crate::drill::Fault>,
     /// Drills run and done.
     pub drills: crate::drill::Drills,
+    /// The TLS settings of `https://` versions in force, one value per
+    /// distinct setting: a reload that keeps a version's settings keeps
+    /// its client configuration, so pooled connections and TLS sessions
+    /// (resumption) outlive the swap.
+    pub upstream_tls: UpstreamTlsRegistry,
+}
+
+/// See [`Shared::upstream_tls`].
+#[derive(Debug, Default)]
+pub struct UpstreamTlsRegistry {
+    known: Mutex<Vec<serin_config::UpstreamTls>>,
+}
+
+// === impl UpstreamTlsRegistry ===
+
+impl UpstreamTlsRegistry {
+    /// The value in use that equals `tls`, or `tls` itself from now on.
+    /// Settings no table uses any more are forgotten.
+    pub fn canonical(&self, tls: &serin_config::UpstreamTls) -> serin_config::UpstreamTls {
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        known.retain(|k| Arc::strong_count(&k.client) > 1);
+        if let Some(k) = known.iter().find(|k| *k == tls) {
+            return k.clone();
+        }
+        known.push(tls.clone());
+        tls.clone()
+    }
 }
 
 // === impl Shared ===

@@ -7,6 +7,8 @@ use crate::upstream::{RespBody, UpstreamError as ClientError};
 
 /// What one attempt at a version produced.
 #[derive(Debug)]
+// `Answered` is the common case: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Attempted {
     /// Response headers arrived (any status; `outcome` says if it was a 5xx).
     Answered(http::Response<RespBody>, Outcome),
@@ -91,6 +93,7 @@ fn switched_as_asked(asked: Option<&http::HeaderValue>, got: Option<&http::Heade
 fn body_fault(e: &ClientError) -> Option<BodyFault> {
     match e {
         ClientError::Body(b) => Some(b.fault()),
+        ClientError::ClientBody(f) => Some(*f),
         _ => None,
     }
 }

@@ -18,7 +18,7 @@ use serin_control::{FallbackSnap, RouteSnap, VersionSnap};
 
 use crate::body::{Phase, Upload, UpstreamBody};
 use crate::classify::{classify, Attempted, BodyFault, TimedOut};
-use crate::upstream::UpstreamClient;
+use crate::upstream::{Target, UpstreamClient};
 
 /// How a request ended after its walk.
 #[derive(Debug)]
@@ -138,7 +138,7 @@ pub(crate) async fn walk(
             ))
             .await
         } else {
-            let attempt = clock.timed(client.request(&v.scheme, &v.authority, req, &out.fwd));
+            let attempt = clock.timed(client.request(Target::of(v), req, Some(&out.fwd)));
             classify(attempt.await, out.upgrade.as_ref())
         };
         let outcome = match attempted.outcome() {
@@ -173,7 +173,10 @@ pub(crate) async fn walk(
         let chained = route.in_chain[i] && (out.replay.is_some() || !can_go_on);
         let falls = fb.is_some_and(|f| falls_back(f, outcome)) && chained;
         match attempted {
-            Attempted::Answered(resp, _) if !falls => {
+            Attempted::Answered(mut resp, _) if !falls => {
+                if resp.body().is_h2() {
+                    grpc_errors(&mut resp, v);
+                }
                 return Walk::Answered {
                     resp,
                     version: i,
@@ -341,16 +344,36 @@ async fn drilled(
         Injection::Delay(d) => {
             let sent = async {
                 tokio::time::sleep(d).await;
-                client.request(&v.scheme, &v.authority, req, fwd).await
+                client.request(Target::of(v), req, Some(fwd)).await
             };
             classify(clock.timed(sent).await, upgrade)
         }
         Injection::None => classify(
             clock
-                .timed(client.request(&v.scheme, &v.authority, req, fwd))
+                .timed(client.request(Target::of(v), req, Some(fwd)))
                 .await,
             upgrade,
         ),
+    }
+}
+
+/// A gRPC failure is an HTTP 200 whose `grpc-status` is not 0: in the head
+/// (a trailers-only answer) it is counted now, in the trailers when they
+/// come. Counted as the version's error for its stats and rules; the
+/// answer itself goes to the client as it is (no fallback: gRPC statuses
+/// are the application's answers).
+fn grpc_errors(resp: &mut http::Response<crate::upstream::RespBody>, v: &VersionSnap) {
+    let grpc = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|c| c.as_bytes().starts_with(b"application/grpc"));
+    if !grpc {
+        return;
+    }
+    match resp.headers().get("grpc-status") {
+        Some(s) if s.as_bytes() != b"0" => v.stats.record_late_error(),
+        Some(_) => {}
+        None => resp.body_mut().report_grpc_to(v.stats.clone()),
     }
 }
 

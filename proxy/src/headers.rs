@@ -196,9 +196,8 @@ impl Forwarding {
         }
     }
 
-    /// Writes these into `headers` as the encoder would send them (tests,
-    /// fuzzing).
-    #[cfg(any(test, fuzzing))]
+    /// Writes these into `headers` as the encoder would send them: the
+    /// HTTP/2 leg to a version (whose headers hyper encodes), tests, fuzzing.
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {
         let mut set = Vec::new();
         self.each(|n, v| set.push((n.clone(), v.clone())));
@@ -209,12 +208,10 @@ impl Forwarding {
     }
 }
 
-#[cfg(any(test, fuzzing))]
 trait RetainReplaced {
     fn retain_replaced(&mut self, f: &Forwarding);
 }
 
-#[cfg(any(test, fuzzing))]
 impl RetainReplaced for HeaderMap {
     fn retain_replaced(&mut self, f: &Forwarding) {
         let gone: Vec<HeaderName> = self.keys().filter(|n| f.replaces(n)).cloned().collect();

@@ -23,6 +23,9 @@
 //! while idle; idle ones older than [`POOL_IDLE`] are closed.
 
 mod conn;
+mod h2;
+mod io;
+mod probe;
 mod response;
 mod wire;
 
@@ -41,7 +44,11 @@ use crate::headers::Forwarding;
 
 pub(crate) use conn::Conn;
 use conn::{Progress, SendError};
+use io::Io;
+pub(crate) use probe::ProbeConnector;
 pub(crate) use response::RespBody;
+use serin_config::UpstreamTls;
+use serin_control::VersionSnap;
 
 /// Idle upstream connections are closed after this.
 const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -68,10 +75,44 @@ pub(crate) struct UpstreamClient {
 #[derive(Debug)]
 pub(crate) struct Pool {
     connect_timeout: Duration,
-    idle: Mutex<Vec<(Authority, Vec<Idle>)>>,
+    idle: Mutex<Vec<(Key, Vec<Idle>)>>,
+    /// One HTTP/2 connection per HTTP/2 version, shared by this thread's
+    /// requests to it.
+    h2: Mutex<Vec<(Key, h2::Sender)>>,
     /// Whether the sweeper task runs (started by the first check-in, on
     /// the runtime of the thread that owns this pool).
     sweeping: std::sync::atomic::AtomicBool,
+}
+
+/// What a pooled connection was made for: a version's authority and how
+/// it is reached. Connections are shared only between equal keys.
+#[derive(Debug, Clone)]
+pub(crate) struct Key {
+    authority: Authority,
+    proto: Proto,
+}
+
+#[derive(Debug, Clone)]
+enum Proto {
+    Http,
+    H2c,
+    /// The same client configuration (compared by pointer: equal settings
+    /// share one across reloads, see `serin-control`'s compile).
+    Tls(Arc<rustls::ClientConfig>),
+}
+
+/// A version as the client reaches it, borrowed from its snapshot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) scheme: &'a Scheme,
+    pub(crate) authority: &'a Authority,
+    pub(crate) tls: Option<&'a UpstreamTls>,
+}
+
+/// A new connection, as the version's protocol makes it.
+enum Fresh {
+    H1(Conn),
+    H2(h2::Sender),
 }
 
 #[derive(Debug)]
@@ -83,7 +124,8 @@ struct Idle {
 /// Why an attempt got no response.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UpstreamError {
-    /// No connection: refused, unreachable, the connect timeout, DNS.
+    /// No connection: refused, unreachable, the connect timeout, DNS, a
+    /// failed TLS handshake.
     #[error("connect {authority}: {source}")]
     Connect {
         authority: Authority,
@@ -96,6 +138,9 @@ pub(crate) enum UpstreamError {
     /// The client's request body failed on the way: the client's fault.
     #[error(transparent)]
     Body(crate::body::BodyError),
+    /// The same, seen through the HTTP/2 client (which keeps the error).
+    #[error("the request body failed ({0:?})")]
+    ClientBody(crate::classify::BodyFault),
     /// `101 Switching Protocols` to a request that asked for no upgrade
     /// (or for one serin does not pass on): never handed to the client.
     #[error("the version switched protocols unasked")]
@@ -150,39 +195,38 @@ impl UpstreamClient {
             pool: Arc::new(Pool {
                 connect_timeout,
                 idle: Mutex::new(Vec::new()),
+                h2: Mutex::new(Vec::new()),
                 sweeping: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
 
-    /// Sends `req` (origin-form URI) to `scheme://authority` and waits for
-    /// the response head.
+    /// Sends `req` (origin-form URI) to the version `to` and waits for the
+    /// response head: HTTP/1.1 on a pooled or new connection, or HTTP/2
+    /// (`h2c://`, or `https://` where the version chose `h2`).
     ///
     /// # Errors
-    /// No connection could be made (an `https` version among them: TLS to
-    /// upstreams is not built yet), or it failed before response headers.
+    /// No connection could be made (a failed TLS handshake among them), or
+    /// it failed before response headers.
     pub(crate) async fn request(
         &self,
-        scheme: &Scheme,
-        authority: &Authority,
+        to: Target<'_>,
         req: Request<UpstreamBody>,
-        fwd: &Forwarding,
+        fwd: Option<&Forwarding>,
     ) -> Result<Response<RespBody>, UpstreamError> {
-        if *scheme != Scheme::HTTP {
-            return Err(UpstreamError::Connect {
-                authority: authority.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::Unsupported,
-                    "https upstreams are not supported",
-                ),
-            });
+        let authority = to.authority;
+        if *to.scheme != Scheme::HTTP {
+            if let Some(sender) = self.pool.h2_sender(to) {
+                return Box::pin(self.send_h2(to, sender, req, fwd)).await;
+            }
         }
         let (parts, mut body) = req.into_parts();
         // A request that named no host at all (HTTP/1.0) goes with the
         // version's.
-        let fallback_host = (fwd.host.is_none() && !parts.headers.contains_key(header::HOST))
-            .then(|| HeaderValue::from_str(authority.as_str()).ok())
-            .flatten();
+        let fallback_host = (fwd.is_none_or(|f| f.host.is_none())
+            && !parts.headers.contains_key(header::HOST))
+        .then(|| HeaderValue::from_str(authority.as_str()).ok())
+        .flatten();
         let hint = body.size_hint();
         let framing = wire::request_framing(
             &parts.method,
@@ -216,14 +260,20 @@ impl UpstreamClient {
             let pooled = if retried {
                 None
             } else {
-                self.pool.checkout(authority)
+                self.pool.checkout(to)
             };
             let (mut conn, pooled) = match pooled {
                 Some(c) => (c, true),
                 // Boxed: a new connection is the rare path, and its name
                 // lookup's future would otherwise make every request's
                 // future (moved by value into hyper) larger.
-                None => (Box::pin(self.connect(authority)).await?, false),
+                None => match Box::pin(self.connect(to)).await? {
+                    Fresh::H1(conn) => (conn, false),
+                    Fresh::H2(sender) => {
+                        let req = Request::from_parts(parts, body);
+                        return Box::pin(self.send_h2(to, sender, req, fwd)).await;
+                    }
+                },
             };
             let mut progress = Progress::default();
             match conn
@@ -234,7 +284,7 @@ impl UpstreamClient {
                     let head = answered.head;
                     let upgraded = head.status == http::StatusCode::SWITCHING_PROTOCOLS;
                     let reuse = head.keep_alive && answered.sent_whole && !upgraded;
-                    let home = reuse.then(|| (self.pool.clone(), authority.clone()));
+                    let home = reuse.then(|| (self.pool.clone(), Key::of(to)));
                     let body = if upgraded {
                         RespBody::upgraded(conn)
                     } else {
@@ -267,14 +317,132 @@ impl UpstreamClient {
         }
     }
 
-    async fn connect(&self, authority: &Authority) -> Result<Conn, UpstreamError> {
-        let stream = tcp(authority, self.pool.connect_timeout)
+    /// A new connection to `to`: TCP, then the TLS handshake for an
+    /// `https://` version (whose ALPN answer picks the protocol), then the
+    /// HTTP/2 preface for an HTTP/2 one, all within the connect timeout.
+    async fn connect(&self, to: Target<'_>) -> Result<Fresh, UpstreamError> {
+        let failed = |source| UpstreamError::Connect {
+            authority: to.authority.clone(),
+            source,
+        };
+        let deadline = Instant::now() + self.pool.connect_timeout;
+        let stream = tcp(to.authority, self.pool.connect_timeout)
             .await
-            .map_err(|source| UpstreamError::Connect {
-                authority: authority.clone(),
-                source,
-            })?;
-        Ok(Conn::new(stream))
+            .map_err(failed)?;
+        let io = match to.tls {
+            None => Io::Tcp(stream),
+            Some(tls) => {
+                let handshake = tokio_rustls::TlsConnector::from(tls.client.clone())
+                    .connect(tls.server_name.clone(), stream);
+                let stream = tokio::time::timeout_at(deadline, handshake)
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+                    })
+                    .and_then(|r| r)
+                    .map_err(failed)?;
+                Io::Tls(Box::new(stream))
+            }
+        };
+        let h2 = *to.scheme == *H2C || io.alpn() == Some(b"h2");
+        if !h2 {
+            return Ok(Fresh::H1(Conn::new(io)));
+        }
+        let sender = tokio::time::timeout_at(deadline, h2::handshake(io))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "HTTP/2 handshake timed out")
+            })
+            .and_then(|r| r)
+            .map_err(failed)?;
+        self.pool.keep_h2(Key::of(to), sender.clone());
+        Ok(Fresh::H2(sender))
+    }
+
+    /// Sends `req` on the HTTP/2 connection `sender`.
+    async fn send_h2(
+        &self,
+        to: Target<'_>,
+        mut sender: h2::Sender,
+        req: Request<UpstreamBody>,
+        fwd: Option<&Forwarding>,
+    ) -> Result<Response<RespBody>, UpstreamError> {
+        let scheme = if to.tls.is_some() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        let req = h2::request(req, scheme, to.authority, fwd).map_err(|e| {
+            UpstreamError::Exchange(SendError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                e,
+            )))
+        })?;
+        let h2_failed =
+            |e: hyper::Error| UpstreamError::Exchange(SendError::Io(std::io::Error::other(e)));
+        sender.ready().await.map_err(h2_failed)?;
+        let resp = sender.send_request(req).await.map_err(|e| {
+            // The client's body failing is the client's fault, as on HTTP/1.1.
+            match std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<crate::body::BodyError>())
+            {
+                Some(b) => UpstreamError::ClientBody(b.fault()),
+                None => h2_failed(e),
+            }
+        })?;
+        Ok(resp.map(RespBody::h2))
+    }
+}
+
+/// `h2c`, HTTP/2 with prior knowledge.
+static H2C: std::sync::LazyLock<Scheme> =
+    std::sync::LazyLock::new(|| "h2c".parse().expect("a valid scheme"));
+
+// === impl Target ===
+
+impl<'a> Target<'a> {
+    /// How `v` is reached.
+    pub(crate) fn of(v: &'a VersionSnap) -> Self {
+        Self {
+            scheme: &v.scheme,
+            authority: &v.authority,
+            tls: v.tls.as_ref(),
+        }
+    }
+}
+
+// === impl Key ===
+
+impl Key {
+    fn of(to: Target<'_>) -> Self {
+        let proto = match to.tls {
+            Some(tls) => Proto::Tls(tls.client.clone()),
+            None if *to.scheme == *H2C => Proto::H2c,
+            None => Proto::Http,
+        };
+        Self {
+            authority: to.authority.clone(),
+            proto,
+        }
+    }
+
+    /// Same protocol and client configuration as `other`.
+    fn same(&self, other: &Key) -> bool {
+        match (&self.proto, &other.proto) {
+            (Proto::Tls(a), Proto::Tls(b)) => Arc::ptr_eq(a, b),
+            (Proto::Http, Proto::Http) | (Proto::H2c, Proto::H2c) => true,
+            _ => false,
+        }
+    }
+
+    fn is(&self, to: Target<'_>) -> bool {
+        self.authority == *to.authority
+            && match (&self.proto, to.tls) {
+                (Proto::Tls(a), Some(b)) => Arc::ptr_eq(a, &b.client),
+                (Proto::Http, None) => *to.scheme == Scheme::HTTP,
+                (Proto::H2c, None) => *to.scheme == *H2C,
+                _ => false,
+            }
     }
 }
 
@@ -323,19 +491,39 @@ async fn tcp(authority: &Authority, timeout: Duration) -> std::io::Result<TcpStr
 // === impl Pool ===
 
 impl Pool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Authority, Vec<Idle>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Key, Vec<Idle>)>> {
         // Idle senders only: a panic elsewhere leaves nothing inconsistent.
         self.idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The HTTP/2 connection to `to`, while it is open.
+    fn h2_sender(&self, to: Target<'_>) -> Option<h2::Sender> {
+        let mut h2 = self
+            .h2
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        h2.retain(|(_, s)| !s.is_closed());
+        h2.iter().find(|(k, _)| k.is(to)).map(|(_, s)| s.clone())
+    }
+
+    /// Shares `sender` with the next requests to `key`'s version.
+    fn keep_h2(&self, key: Key, sender: h2::Sender) {
+        let mut h2 = self
+            .h2
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        h2.retain(|(k, s)| !(s.is_closed() || k.authority == key.authority && k.same(&key)));
+        h2.push((key, sender));
+    }
+
     /// The most recently used idle connection that is still open and fresh.
-    fn checkout(&self, authority: &Authority) -> Option<Conn> {
+    fn checkout(&self, to: Target<'_>) -> Option<Conn> {
         let mut idle = self.lock();
-        let (_, stack) = idle.iter_mut().find(|(a, _)| a == authority)?;
+        let (_, stack) = idle.iter_mut().find(|(k, _)| k.is(to))?;
         let now = Instant::now();
-        while let Some(i) = stack.pop() {
+        while let Some(mut i) = stack.pop() {
             if now.duration_since(i.since) < POOL_IDLE && i.conn.is_usable() {
                 return Some(i.conn);
             }
@@ -344,7 +532,7 @@ impl Pool {
     }
 
     /// Takes back `conn`, idle now, for `authority`.
-    pub(crate) fn checkin(self: &Arc<Self>, authority: Authority, conn: Conn) {
+    pub(crate) fn checkin(self: &Arc<Self>, key: Key, conn: Conn) {
         if !self
             .sweeping
             .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -353,10 +541,13 @@ impl Pool {
         }
         let now = Instant::now();
         let mut idle = self.lock();
-        let stack = match idle.iter().position(|(a, _)| *a == authority) {
+        let stack = match idle
+            .iter()
+            .position(|(k, _)| k.authority == key.authority && k.same(&key))
+        {
             Some(i) => &mut idle[i].1,
             None => {
-                idle.push((authority, Vec::new()));
+                idle.push((key, Vec::new()));
                 &mut idle.last_mut().expect("just pushed").1
             }
         };
@@ -378,7 +569,7 @@ impl Pool {
         let now = Instant::now();
         let mut idle = self.lock();
         for (_, stack) in idle.iter_mut() {
-            stack.retain(|i| now.duration_since(i.since) < POOL_IDLE && i.conn.is_usable());
+            stack.retain_mut(|i| now.duration_since(i.since) < POOL_IDLE && i.conn.is_usable());
         }
         idle.retain(|(_, stack)| !stack.is_empty());
     }

@@ -29,5 +29,6 @@ mod e2e {
     mod telemetry;
     mod timeouts;
     mod tls;
+    mod upstream_tls;
     mod upstream_wire;
 }

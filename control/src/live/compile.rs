@@ -196,5 +196,6 @@ fn compile_version(
         health: shared.health.get(&route.name, &v.name),
         fallback_counter,
         drill: shared.faults.get(&route.name, &v.name),
+        tls: v.tls.as_ref().map(|t| shared.upstream_tls.canonical(t)),
     })
 }

@@ -89,6 +89,17 @@ impl VersionStats {
             .record(outcome, hist::micros(latency));
     }
 
+    /// Turns one already recorded success into an error: an answer whose
+    /// failure shows only at its end (a gRPC `grpc-status` other than 0 in
+    /// the trailers). Counted as a `5xx`; its latency stays recorded.
+    #[inline]
+    pub fn record_late_error(&self) {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        self.shards.local().lock().counts.status_5xx += 1;
+    }
+
     /// Counts a failed attempt of this version handed down the fallback
     /// chain (the attempt itself is recorded with [`record`](Self::record)).
     #[inline]

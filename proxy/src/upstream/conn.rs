@@ -8,15 +8,17 @@
 //! released when it goes back to the pool and made again for the next
 //! request, so an idle pooled connection costs no buffer.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use http::Method;
 use http_body::Body;
-use http_body_util::BodyExt;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWrite};
 
+use super::io::Io;
 use super::wire::{self, Head, ReqFraming, WireError};
 use crate::body::{BodyError, UpstreamBody};
 
@@ -38,7 +40,7 @@ const EARLY_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 /// An upstream connection: the socket, and bytes read past what was used.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) io: TcpStream,
+    pub(crate) io: Io,
     /// Empty, with no capacity, while the connection idles in a pool.
     pub(crate) buf: BytesMut,
 }
@@ -83,19 +85,16 @@ pub(crate) struct Progress {
 // === impl Conn ===
 
 impl Conn {
-    pub(crate) fn new(io: TcpStream) -> Self {
+    pub(crate) fn new(io: Io) -> Self {
         Self {
             io,
             buf: BytesMut::new(),
         }
     }
 
-    /// Whether an idle connection may carry a request: the version has not
-    /// closed it and sent nothing unasked. Costs no system call unless the
-    /// reactor saw the socket become readable.
-    pub(crate) fn is_usable(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    /// Whether an idle connection may carry a request: see [`Io::is_usable`].
+    pub(crate) fn is_usable(&mut self) -> bool {
+        self.io.is_usable()
     }
 
     /// Ready for the pool: the buffer released.
@@ -177,16 +176,21 @@ impl Conn {
         loop {
             // An answer may come while the client is slow to send: buffer it
             // and go on; stop only if the version closed.
-            let frame = tokio::select! {
-                biased;
-                ready = self.io.readable(), if self.buf.len() < EARLY_MAX => {
-                    ready?;
-                    if self.read_early(progress)? {
-                        return Ok(false);
+            let frame = std::future::poll_fn(|cx| {
+                while self.buf.len() < EARLY_MAX {
+                    match self.poll_early(cx, progress) {
+                        Poll::Ready(Ok(true)) => return Poll::Ready(Ok(None)),
+                        Poll::Ready(Ok(false)) => {}
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => break,
                     }
-                    continue;
                 }
-                f = body.frame() => f,
+                Pin::new(&mut *body).poll_frame(cx).map(|f| Ok(Some(f)))
+            })
+            .await?;
+            // The version closed: nothing more can be sent.
+            let Some(frame) = frame else {
+                return Ok(false);
             };
             progress.body_taken = true;
             let Some(frame) = frame else { break };
@@ -229,18 +233,21 @@ impl Conn {
 
     /// Reads what the version sent while the request was still going out
     /// into the buffer; `true` when it closed (nothing more can be sent).
-    fn read_early(&mut self, progress: &mut Progress) -> Result<bool, SendError> {
+    fn poll_early(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        progress: &mut Progress,
+    ) -> Poll<Result<bool, SendError>> {
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(READ_BUF);
         }
-        match self.io.try_read_buf(&mut self.buf) {
-            Ok(0) => Ok(true),
+        match std::task::ready!(self.io.poll_read_into(cx, &mut self.buf)) {
+            Ok(0) => Poll::Ready(Ok(true)),
             Ok(_) => {
                 progress.answered = true;
-                Ok(false)
+                Poll::Ready(Ok(false))
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(e.into()),
+            Err(e) => Poll::Ready(Err(e.into())),
         }
     }
 
@@ -259,39 +266,58 @@ impl Conn {
         }
     }
 
-    /// Writes all of `bytes`; `false` when the version answered and then
-    /// stopped taking them for [`EARLY_GRACE`], or closed: a version that
-    /// answers early and stops reading must not leave this task blocked on
-    /// a full socket.
+    /// Writes all of `bytes` (and flushes them through TLS); `false` when
+    /// the version answered and then stopped taking them for
+    /// [`EARLY_GRACE`], or closed: a version that answers early and stops
+    /// reading must not leave this task blocked on a full socket.
     async fn write_watching(
         &mut self,
         bytes: &[u8],
         progress: &mut Progress,
     ) -> Result<bool, SendError> {
         let mut at = 0;
-        while at < bytes.len() {
-            match self.io.try_write(&bytes[at..]) {
-                Ok(n) => {
+        // Made only when a version answered early and stopped reading.
+        let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        std::future::poll_fn(|cx| loop {
+            let io = Pin::new(&mut self.io);
+            let blocked = if at < bytes.len() {
+                io.poll_write(cx, &bytes[at..]).map_ok(|n| {
                     at += n;
                     progress.written += n;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
-            }
-            let answered = progress.answered && self.final_head_buffered();
-            tokio::select! {
-                biased;
-                ready = self.io.readable(), if self.buf.len() < EARLY_MAX => {
-                    ready?;
-                    if self.read_early(progress)? {
-                        return Ok(false);
+                    if n > 0 {
+                        grace = None;
                     }
+                    n == 0
+                })
+            } else {
+                io.poll_flush(cx).map_ok(|()| true)
+            };
+            match blocked {
+                Poll::Ready(Ok(true)) if at == bytes.len() => return Poll::Ready(Ok(true)),
+                Poll::Ready(Ok(true)) => {
+                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()))
                 }
-                ready = self.io.writable() => ready?,
-                () = tokio::time::sleep(EARLY_GRACE), if answered => return Ok(false),
+                Poll::Ready(Ok(false)) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Pending => {}
             }
-        }
-        Ok(true)
+            // Blocked on the version: take in what it says meanwhile.
+            if self.buf.len() < EARLY_MAX {
+                match self.poll_early(cx, progress) {
+                    Poll::Ready(Ok(true)) => return Poll::Ready(Ok(false)),
+                    Poll::Ready(Ok(false)) => continue,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            if progress.answered && self.final_head_buffered() {
+                let grace = grace.get_or_insert_with(|| Box::pin(tokio::time::sleep(EARLY_GRACE)));
+                if grace.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ok(false));
+                }
+            }
+            return Poll::Pending;
+        })
+        .await
     }
 }

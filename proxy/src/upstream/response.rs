@@ -13,13 +13,15 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
-use http::uri::Authority;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
 use super::conn::Conn;
 use super::wire::RespFraming;
-use super::Pool;
+use super::{Key, Pool};
+
+/// Where a reusable connection goes when its response ends.
+pub(crate) type Home = Option<(Arc<Pool>, Key)>;
 
 /// Longest chunk-size line (with extensions) or trailer section accepted.
 const MAX_LINE: usize = 4096;
@@ -38,6 +40,17 @@ enum State {
     Reading(Reading),
     /// A `101`: no body; the connection is the tunnel's.
     Upgraded(Conn),
+    /// An HTTP/2 version's stream (boxed: hyper's body is large, and
+    /// HTTP/1.1 is the hot path).
+    H2(Box<H2Body>),
+}
+
+#[derive(Debug)]
+struct H2Body {
+    body: hyper::body::Incoming,
+    /// Told when trailers carry a non-zero `grpc-status` (a gRPC error
+    /// after the response head).
+    grpc: Option<Arc<serin_control::telemetry::VersionStats>>,
 }
 
 #[derive(Debug)]
@@ -45,7 +58,7 @@ struct Reading {
     conn: Conn,
     decoder: Decoder,
     /// Where the connection goes when the body ends, if it may be reused.
-    home: Option<(Arc<Pool>, Authority)>,
+    home: Home,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +84,8 @@ pub(crate) enum RespBodyError {
     Truncated,
     #[error("upstream body: bad chunked framing")]
     Chunked,
+    #[error("upstream body: {0}")]
+    H2(#[from] hyper::Error),
 }
 
 // === impl RespBody ===
@@ -78,11 +93,7 @@ pub(crate) enum RespBodyError {
 impl RespBody {
     /// The body framed as `framing` on `conn`; `home` takes the connection
     /// back when the body ends cleanly (`None`: it closes then).
-    pub(crate) fn new(
-        conn: Conn,
-        framing: RespFraming,
-        home: Option<(Arc<Pool>, Authority)>,
-    ) -> Self {
+    pub(crate) fn new(conn: Conn, framing: RespFraming, home: Home) -> Self {
         let decoder = match framing {
             RespFraming::None | RespFraming::Length(0) => {
                 let mut me = Self { state: State::Done };
@@ -99,6 +110,27 @@ impl RespBody {
                 decoder,
                 home,
             }),
+        }
+    }
+
+    /// An HTTP/2 version's response body.
+    pub(crate) fn h2(body: hyper::body::Incoming) -> Self {
+        Self {
+            state: State::H2(Box::new(H2Body { body, grpc: None })),
+        }
+    }
+
+    /// Whether this is a gRPC-capable (HTTP/2) body whose trailers have yet
+    /// to come.
+    pub(crate) fn is_h2(&self) -> bool {
+        matches!(self.state, State::H2(_))
+    }
+
+    /// Counts a non-zero `grpc-status` in this body's trailers as an error
+    /// of the version `stats` belongs to.
+    pub(crate) fn report_grpc_to(&mut self, stats: Arc<serin_control::telemetry::VersionStats>) {
+        if let State::H2(h) = &mut self.state {
+            h.grpc = Some(stats);
         }
     }
 
@@ -121,11 +153,11 @@ impl RespBody {
         }
     }
 
-    fn finish_with(&mut self, conn: Conn, home: Option<(Arc<Pool>, Authority)>) {
+    fn finish_with(&mut self, conn: Conn, home: Home) {
         self.state = State::Done;
         // Bytes past the response: the version is out of step; drop it.
-        if let (Some((pool, authority)), true) = (home, conn.buf.is_empty()) {
-            pool.checkin(authority, conn.idle());
+        if let (Some((pool, key)), true) = (home, conn.buf.is_empty()) {
+            pool.checkin(key, conn.idle());
         }
     }
 }
@@ -139,8 +171,10 @@ impl Body for RespBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, RespBodyError>>> {
         let me = self.get_mut();
-        let State::Reading(r) = &mut me.state else {
-            return Poll::Ready(None);
+        let r = match &mut me.state {
+            State::Reading(r) => r,
+            State::H2(h) => return h.poll_frame(cx),
+            _ => return Poll::Ready(None),
         };
         let step = ready!(r.poll_step(cx));
         match step {
@@ -172,7 +206,11 @@ impl Body for RespBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        !matches!(self.state, State::Reading(_))
+        match &self.state {
+            State::Reading(_) => false,
+            State::H2(h) => h.body.is_end_stream(),
+            _ => true,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -182,8 +220,30 @@ impl Body for RespBody {
                 ..
             }) => SizeHint::with_exact(*n),
             State::Reading(_) => SizeHint::default(),
+            State::H2(h) => h.body.size_hint(),
             _ => SizeHint::with_exact(0),
         }
+    }
+}
+
+// === impl H2Body ===
+
+impl H2Body {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, RespBodyError>>> {
+        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        if let (Some(Ok(f)), Some(stats)) = (&frame, &self.grpc) {
+            let failed = f
+                .trailers_ref()
+                .and_then(|t| t.get("grpc-status"))
+                .is_some_and(|s| s.as_bytes() != b"0");
+            if failed {
+                stats.record_late_error();
+            }
+        }
+        Poll::Ready(frame.map(|f| f.map_err(RespBodyError::H2)))
     }
 }
 
@@ -249,13 +309,10 @@ impl Reading {
             if self.conn.buf.capacity() - self.conn.buf.len() < 1024 {
                 self.conn.buf.reserve(8 * 1024);
             }
-            match self.conn.io.try_read_buf(&mut self.conn.buf) {
+            match ready!(self.conn.io.poll_read_into(cx, &mut self.conn.buf)) {
                 Ok(0) if self.decoder == Decoder::Close => return Poll::Ready(Ok(Step::End(None))),
                 Ok(0) => return Poll::Ready(Err(RespBodyError::Truncated)),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.conn.io.poll_read_ready(cx))?;
-                }
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
         }

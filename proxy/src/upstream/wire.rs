@@ -72,8 +72,9 @@ pub(crate) enum WireError {
 /// What the encoder adds to the client's headers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Extra<'a> {
-    /// The forwarding headers, written in place of the client's.
-    pub(crate) fwd: &'a Forwarding,
+    /// The forwarding headers, written in place of the client's; `None`
+    /// for serin's own requests (health probes).
+    pub(crate) fwd: Option<&'a Forwarding>,
     /// `Host` for a request that named none.
     pub(crate) host: Option<&'a HeaderValue>,
 }
@@ -95,7 +96,7 @@ pub(crate) fn encode_head(
         .sum::<usize>();
     // The forwarding headers: at most ~250 bytes past a client's `Via` and
     // `X-Forwarded-For`.
-    let fwd = extra.fwd.xff.len() + extra.fwd.via.len() + 256;
+    let fwd = extra.fwd.map_or(0, |f| f.xff.len() + f.via.len() + 256);
     dst.reserve(method.as_str().len() + target.len() + size + fwd);
     dst.put_slice(method.as_str().as_bytes());
     dst.put_u8(b' ');
@@ -107,13 +108,15 @@ pub(crate) fn encode_head(
         if name == header::CONTENT_LENGTH
             || name == header::TRANSFER_ENCODING
             || name == header::EXPECT
-            || extra.fwd.replaces(name)
+            || extra.fwd.is_some_and(|f| f.replaces(name))
         {
             continue;
         }
         line(dst, name, value);
     }
-    extra.fwd.each(|n, v| line(dst, n, v));
+    if let Some(f) = extra.fwd {
+        f.each(|n, v| line(dst, n, v));
+    }
     if let Some(host) = extra.host {
         line(dst, &header::HOST, host);
     }

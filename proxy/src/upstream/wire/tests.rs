@@ -19,7 +19,7 @@ fn fwd() -> Forwarding {
 fn the_request_head_has_one_framing_and_keeps_the_rest() {
     let fwd = fwd();
     let extra = Extra {
-        fwd: &fwd,
+        fwd: Some(&fwd),
         host: None,
     };
     let mut h = HeaderMap::new();
@@ -41,7 +41,7 @@ fn the_request_head_has_one_framing_and_keeps_the_rest() {
     );
     let host = HeaderValue::from_static("v2:81");
     let extra = Extra {
-        fwd: &fwd,
+        fwd: Some(&fwd),
         host: Some(&host),
     };
     let mut dst = BytesMut::new();
