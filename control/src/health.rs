@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering::*};
 use std::sync::Mutex;
 
-pub use probe::Failure;
+pub use probe::{Connector, Failure, ProbeTarget, BODY_MAX, USER_AGENT};
 
 /// What the health check says about a version. `repr(u8)` is the stored
 /// value; `Unknown` (no verdict yet) counts as healthy.

@@ -193,7 +193,12 @@ impl App {
         let background = [
             self.live.shared().telemetry.spawn(),
             monitor::spawn(self.live.clone()),
-            prober::spawn(self.live.clone()),
+            prober::spawn(
+                self.live.clone(),
+                Arc::new(crate::upstream::ProbeConnector::new(
+                    self.live.config().limits.upstream_connect_timeout,
+                )),
+            ),
             engine::spawn(self.live.clone(), self.live.config().engine.tick),
         ];
         let notifiers = serin_control::notify::spawn(

@@ -17,14 +17,14 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Uri;
 use serde_json::json;
 use serin_config::{Config, HealthCheck};
 use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::{probe, Health, HealthState, Transition};
+use super::probe::{self, Connector, ProbeTarget};
+use super::{Health, HealthState, Transition};
 use crate::event::{Actor, Draft};
 use crate::{Live, RouteSnap, Snapshot};
 
@@ -40,7 +40,7 @@ type Key = (Arc<str>, Arc<str>);
 /// What a probe loop was started with; a change restarts it.
 #[derive(Debug, Clone, PartialEq)]
 struct Target {
-    uri: Uri,
+    to: ProbeTarget,
     check: HealthCheck,
 }
 
@@ -48,6 +48,7 @@ struct Target {
 #[derive(Debug)]
 pub struct Prober {
     live: Arc<Live>,
+    connector: Arc<dyn Connector>,
     loops: HashMap<Key, Running>,
     tasks: JoinSet<()>,
     /// Probe loops ping this after a transition, so fail-open is noticed at once.
@@ -65,9 +66,9 @@ struct Running {
 }
 
 /// Runs the prober until the task is aborted (which stops every probe).
-pub fn spawn(live: Arc<Live>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(live: Arc<Live>, connector: Arc<dyn Connector>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut prober = Prober::new(live);
+        let mut prober = Prober::new(live, connector);
         let wake = prober.wake.clone();
         let mut tick = tokio::time::interval(SYNC);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -86,9 +87,11 @@ pub fn spawn(live: Arc<Live>) -> tokio::task::JoinHandle<()> {
 
 impl Prober {
     /// A prober with no loop running yet; [`Prober::sync`] starts them.
-    pub fn new(live: Arc<Live>) -> Self {
+    /// Probes reach versions through `connector`.
+    pub fn new(live: Arc<Live>, connector: Arc<dyn Connector>) -> Self {
         Self {
             live,
+            connector,
             loops: HashMap::new(),
             tasks: JoinSet::new(),
             wake: Arc::new(Notify::new()),
@@ -121,7 +124,7 @@ impl Prober {
                 match &check {
                     Some(check) => {
                         let target = Target {
-                            uri: probe_uri(v, &check.path),
+                            to: probe_target(v, &check.path),
                             check: check.clone(),
                         };
                         wanted.insert(key, (target, v.health.clone()));
@@ -201,6 +204,7 @@ impl Prober {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let probe_loop = ProbeLoop {
             live: self.live.clone(),
+            connector: self.connector.clone(),
             route: key.0.clone(),
             version: key.1.clone(),
             target: target.clone(),
@@ -252,13 +256,18 @@ fn all_weighted_unhealthy(route: &RouteSnap) -> Option<String> {
     Some(names.join(", "))
 }
 
-/// `{scheme}://{authority}{path}` of a version.
-fn probe_uri(v: &crate::VersionSnap, path: &str) -> Uri {
-    let uri = format!("{}://{}{}", v.scheme, v.authority, path);
-    // Scheme and authority come from a valid URI and validation makes the
-    // path start with '/'; should it still not parse, the probe fails
-    // visibly against the root rather than not running.
-    uri.parse().unwrap_or_else(|_| v.url.clone())
+/// Where a version's probes go.
+fn probe_target(v: &crate::VersionSnap, path: &str) -> ProbeTarget {
+    ProbeTarget {
+        scheme: v.scheme.clone(),
+        authority: v.authority.clone(),
+        tls: v.tls.clone(),
+        // Validation makes the path start with '/'; should it still not
+        // parse, the probe goes to the root rather than not at all.
+        path: path
+            .parse()
+            .unwrap_or_else(|_| http::uri::PathAndQuery::from_static("/")),
+    }
 }
 
 fn record(live: &Live, key: &Key, before: HealthState, after: HealthState, reason: &str) {
@@ -274,6 +283,7 @@ fn record(live: &Live, key: &Key, before: HealthState, after: HealthState, reaso
 /// One version's probe loop.
 struct ProbeLoop {
     live: Arc<Live>,
+    connector: Arc<dyn Connector>,
     route: Arc<str>,
     version: Arc<str>,
     target: Target,
@@ -290,7 +300,6 @@ impl ProbeLoop {
     /// that one took longer, so at most one is ever in flight.
     async fn run(self) {
         let check = &self.target.check;
-        let client = probe::client(check.timeout, check.interval);
         let key = (self.route.clone(), self.version.clone());
         let latency = crate::metrics::health_probe_duration(&self.route, &self.version);
         self.health.restart_counts();
@@ -300,7 +309,8 @@ impl ProbeLoop {
         loop {
             let start = Instant::now();
             self.in_flight.fetch_add(1, AcqRel);
-            let (result, took) = probe::probe(&client, &self.target.uri, check.timeout).await;
+            let (result, took) =
+                probe::probe(&*self.connector, &self.target.to, check.timeout).await;
             self.in_flight.fetch_sub(1, AcqRel);
             latency.record(took.as_secs_f64());
             let seen = self
