@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The soak: serin under 80% of its own maximum request rate for 10 minutes,
+# on a 90/10 route with a fallback chain, a breaker, a rollback section and
+# telemetry on, while the routing file is rewritten (a real change, so a
+# real reload) every 5 s and the canary is rolled back every minute (and
+# given its 10% back 30 s later). Records every request's outcome, serin's
+# RSS every 10 s, the reloads and rollbacks serin counted.
+#
+#   loadtest/bench/soak.sh [--minutes 10] [--rate N] [--workers 1] [--no-build]
+#
+# --rate 0 (the default) measures the maximum first (closed loop, 64
+# connections, 5 s) and soaks at 80% of it. Writes loadtest/bench/soak.md.
+# Loopback only; bounded in time; only processes it started are stopped.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bench=$root/loadtest/bench
+MIN=10 RATE=0 WORKERS=1 BUILD=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) MIN=$2; shift ;;
+    --rate) RATE=$2; shift ;;
+    --workers) WORKERS=$2; shift ;;
+    --no-build) BUILD=0 ;;
+    *) echo "soak.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+started=$(date +%s)
+log() { printf '[%4ss] %s\n' $(( $(date +%s) - started )) "$*" >&2; }
+IDLE=0
+source "$bench/lib.sh"
+need curl curl
+if [ "$BUILD" = 1 ]; then
+  log "cargo build --release --bin serin --bin serin-load"
+  timeout 1800 cargo build --release --bin serin --bin serin-load
+fi
+BIN=$root/target/release
+work=$(mktemp -d /tmp/serin-soak.XXXXXX)
+start_cleanup
+max_run=$(( MIN * 60 + 300 ))
+(
+  trap 'kill "$sp" 2>/dev/null; wait "$sp"; exit 0' TERM
+  sleep "$max_run" & sp=$!
+  wait "$sp" && { echo "soak.sh: over ${max_run}s, giving up" >&2; kill -TERM $$; }
+) & pids+=($!)
+
+P_V1=19401 P_V2=19402 P_SERIN=19480 P_ADMIN=19490
+for p in $P_V1 $P_V2 $P_SERIN $P_ADMIN; do
+  port_open "$p" && { echo "soak.sh: 127.0.0.1:$p is already in use" >&2; exit 1; }
+done
+ADMIN=http://127.0.0.1:$P_ADMIN
+
+soak_toml() { # CANARY_TIMEOUT: the value the reloads flip
+  cat >"$work/serin.toml.new" <<TOML
+[listen]
+http = "127.0.0.1:$P_SERIN"
+[admin]
+addr = "127.0.0.1:$P_ADMIN"
+[state]
+dir = "$work/state"
+
+[[routes]]
+name = "svc"
+  [[routes.versions]]
+  name = "v1"
+  url = "http://127.0.0.1:$P_V1"
+  weight = 90
+  timeout = "10s"
+  [[routes.versions]]
+  name = "v2"
+  url = "http://127.0.0.1:$P_V2"
+  weight = 10
+  timeout = "$1"
+  [routes.fallback]
+  chain = ["v2", "v1"]
+  [routes.breaker]
+  error_rate = "50%"
+  min_requests = 20
+  window = "10s"
+  open_for = "30s"
+  [routes.rollback]
+  stable = "v1"
+  window = "30s"
+  critical = ["error_rate > 50%"]
+TOML
+  mv "$work/serin.toml.new" "$work/serin.toml"
+}
+
+"$BIN/serin-load" upstream --name v1 --listen 127.0.0.1:$P_V1 >"$work/v1.log" 2>&1 & pids+=($!)
+"$BIN/serin-load" upstream --name v2 --listen 127.0.0.1:$P_V2 >"$work/v2.log" 2>&1 & pids+=($!)
+soak_toml 3s
+SERIN_LOG=warn "$BIN/serin" run --config "$work/serin.toml" --workers "$WORKERS" >"$work/serin.log" 2>&1 & sp=$!; pids+=($sp)
+wait_port $P_V1; wait_port $P_V2; wait_port $P_SERIN
+rss() { awk '/VmRSS/{print $2}' "/proc/$sp/status"; }
+
+if [ "$RATE" = 0 ]; then
+  max=$(timeout 60 "$BIN/serin-load" --url "http://127.0.0.1:$P_SERIN/" --rate 0 --connections 64 --duration 5s --json |
+    python3 -c 'import json,sys; print(int(json.load(sys.stdin)["throughput_rps"]))')
+  RATE=$(( max * 8 / 10 ))
+  log "max ${max} req/s: soaking at ${RATE} req/s"
+fi
+
+rss0=$(rss)
+timeout $(( MIN * 60 + 120 )) "$BIN/serin-load" --url "http://127.0.0.1:$P_SERIN/" --rate "$RATE" \
+  --connections 64 --duration "${MIN}m" --json >"$work/soak.json" 2>"$work/load.err" & lp=$!; pids+=($lp)
+echo -e "second\trss_kib" >"$work/rss.tsv"
+flip=0 rollbacks=0 t=0
+while kill -0 "$lp" 2>/dev/null; do
+  sleep 5; t=$(( t + 5 ))
+  # A real change every 5 s: the canary's timeout flips between 3s and 4s.
+  flip=$(( 1 - flip )); soak_toml "$(( 3 + flip ))s"
+  if [ $(( t % 60 )) = 0 ]; then
+    "$BIN/serin" rollback svc --admin "$ADMIN" --reason soak >/dev/null && rollbacks=$(( rollbacks + 1 ))
+  elif [ $(( t % 60 )) = 30 ]; then
+    "$BIN/serin" weights svc v1=90 v2=10 --admin "$ADMIN" --reason soak >/dev/null
+  fi
+  [ $(( t % 10 )) = 0 ] && echo -e "$t\t$(rss)" >>"$work/rss.tsv"
+done
+wait "$lp"; forget "$lp"
+rss1=$(rss)
+metrics=$(curl -s "$ADMIN/metrics")
+reloads_ok=$(echo "$metrics" | awk '/^serin_config_reloads_total\{result="applied"\}/{print $2}')
+reloads_bad=$(echo "$metrics" | awk '/^serin_config_reloads_total\{result="rejected"\}/{print $2}')
+rolled=$(echo "$metrics" | awk '/^serin_rollbacks_total/{s+=$2} END{print s+0}')
+
+python3 - "$work/soak.json" "$work/rss.tsv" "$bench/soak.md" <<PY
+import json, sys
+r = json.load(open(sys.argv[1]))
+rows = [l.split("\t") for l in open(sys.argv[2]).read().split("\n")[1:] if l]
+rss = [int(k) for _, k in rows]
+with open(sys.argv[3], "w") as out:
+    out.write(f"""# Soak: {r['requests']} requests over $MIN minutes
+
+Generated by \`loadtest/bench/soak.sh --minutes $MIN --workers $WORKERS\` (commit $(git -C "$root" rev-parse --short HEAD)).
+serin with $WORKERS worker thread(s) on a 90/10 route with a fallback chain, a breaker,
+a rollback section and telemetry on, at $RATE req/s open loop (80% of the maximum
+measured just before unless \`--rate\` was given), 64 connections; the routing file
+rewritten every 5 s (the canary's timeout flips), a rollback every minute and the
+canary's 10% given back 30 s after each.
+
+| figure | value |
+|---|---|
+| requests sent | {r['requests']} |
+| answered 2xx | {r['ok']} |
+| failed (non-2xx, transport, timeouts) | {r['errors']} |
+| throughput | {r['throughput_rps']:.0f} req/s |
+| p50 / p99 / p99.9 | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} / {r['p999_ms']:.2f} ms |
+| reloads applied / refused | ${reloads_ok:-0} / ${reloads_bad:-0} |
+| rollbacks sent / counted by serin | $rollbacks / $rolled |
+| RSS before load, after | $rss0 KiB, $rss1 KiB |
+| RSS every 10 s: first, max, last | {rss[0] if rss else 0}, {max(rss) if rss else 0}, {rss[-1] if rss else 0} KiB |
+""")
+print(open(sys.argv[3]).read())
+PY
