@@ -121,3 +121,36 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn parse_rule(text: &str) -> Result<Rule, String> {
     Rule::parse(text)
 }
+
+/// What a valid file says that probably is not what its author meant:
+/// one line per finding, naming the route. `serin check` prints them;
+/// `serin run` logs them at start.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &config.routes {
+        let Some(o) = &r.rollout else { continue };
+        if r.rollback.is_none() {
+            out.push(format!(
+                "route {}: [routes.rollout] without [routes.rollback] never starts: \
+                 the engine judges and steps only routes with a rollback section",
+                r.name
+            ));
+            continue;
+        }
+        let stable = r.rollback.as_ref().map_or("", |rb| rb.stable.as_str());
+        if r.versions.iter().all(|v| v.name == stable) {
+            out.push(format!(
+                "route {}: the rollout has no version besides stable `{stable}` to bring in",
+                r.name
+            ));
+        }
+        if o.steps.last().is_some_and(|s| *s < 1.0) {
+            out.push(format!(
+                "route {}: the rollout's last step is {}%: it holds there (promote by hand goes on)",
+                r.name,
+                o.steps.last().copied().unwrap_or(0.0) * 100.0
+            ));
+        }
+    }
+    out
+}

@@ -19,6 +19,7 @@ impl Default for Limits {
             max_concurrent_streams: 100,
             body_read_timeout: Duration::from_secs(60),
             upstream_connect_timeout: Duration::from_secs(2),
+            upstream_max_idle: 1024,
             drain_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             upgrades: vec!["websocket".to_owned()],

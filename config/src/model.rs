@@ -73,8 +73,9 @@ pub struct State {
 /// Bound when the engine starts: a change needs a restart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Engine {
-    /// Between two evaluations (default 1 s, at least 100 ms); a breaker
-    /// that opens is judged at once, not a tick later.
+    /// Between two evaluations (default 100 ms, at least 20 ms); a breaker
+    /// that opens is judged at once, and a confirm or step wait that ends
+    /// between two ticks is acted on when it ends.
     pub tick: Duration,
 }
 
@@ -103,6 +104,10 @@ pub struct Limits {
     /// Connecting to a version gives up after this (a version's `timeout`
     /// bounds the wait for response headers). Default 2s.
     pub upstream_connect_timeout: Duration,
+    /// Idle keep-alive connections kept per version and data-plane worker
+    /// (nginx's `keepalive`); more are closed as they come back. 0 keeps
+    /// none. Default 1024.
+    pub upstream_max_idle: usize,
     /// After SIGTERM/SIGINT, in-flight requests may finish for this long.
     /// Default 30s.
     pub drain_timeout: Duration,
@@ -159,6 +164,24 @@ pub struct Route {
     pub rollback: Option<Rollback>,
     /// `[routes.rollout]`; `None`: no progressive promotion.
     pub rollout: Option<Rollout>,
+    /// `[routes.override]`; `None`: no request chooses its version.
+    pub force: Option<Force>,
+}
+
+/// `[routes.override]`: testers and smoke tests reach a version on purpose
+/// by a header or a cookie naming it, for the versions in `allow` only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Force {
+    /// The request header that names the version.
+    pub header: Option<http::HeaderName>,
+    /// The cookie that names the version.
+    pub cookie: Option<String>,
+    /// Versions that may be forced (indices into the route's versions are
+    /// resolved by the table; names here).
+    pub allow: Vec<String>,
+    /// Forced requests also count in the windows rules judge (default:
+    /// they count apart, under `forced`).
+    pub rules_include_forced: bool,
 }
 
 /// How a route matches the `Host` header (port ignored, case-insensitive).

@@ -69,6 +69,7 @@ pub(crate) struct RawLimits {
     pub(crate) max_concurrent_streams: Option<Spanned<i64>>,
     pub(crate) body_read_timeout: Option<Str>,
     pub(crate) upstream_connect_timeout: Option<Str>,
+    pub(crate) upstream_max_idle: Option<Spanned<i64>>,
     pub(crate) drain_timeout: Option<Str>,
     pub(crate) trusted_proxies: Option<Vec<Str>>,
     pub(crate) upgrades: Option<Vec<Str>>,
@@ -97,6 +98,18 @@ pub(crate) struct RawRoute {
     pub(crate) health_check: Option<RawHealthCheck>,
     pub(crate) rollback: Option<RawRollback>,
     pub(crate) rollout: Option<RawRollout>,
+    #[serde(rename = "override")]
+    pub(crate) force: Option<Spanned<RawOverride>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOverride {
+    pub(crate) header: Option<Str>,
+    pub(crate) cookie: Option<Str>,
+    #[serde(default)]
+    pub(crate) allow: Vec<Str>,
+    pub(crate) rules_include_forced: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -60,18 +60,19 @@ pub(crate) fn validate(raw: RawConfig, src: Source<'_>) -> Result<Config, Config
     cx.finish(config)
 }
 
-/// The shortest engine tick: each decision fsyncs the state file and the
-/// audit log, so a faster loop buys nothing but disk writes.
-const MIN_TICK: Duration = Duration::from_millis(100);
+/// The shortest engine tick: each pass reads every canary's window (its
+/// slots' histograms merged); faster than this costs CPU and decides
+/// nothing sooner that anyone could see.
+const MIN_TICK: Duration = Duration::from_millis(20);
 
 fn engine(cx: &mut Ctx<'_>, raw: Option<&RawEngine>) -> Engine {
-    let default = Duration::from_secs(1);
+    let default = Duration::from_millis(100);
     let Some(value) = raw.and_then(|r| r.tick.as_ref()) else {
         return Engine { tick: default };
     };
     let tick = cx
         .check(value, |s| match parse_duration(s) {
-            Ok(d) if d < MIN_TICK => Err(format!("tick must be at least 100ms, got {s}")),
+            Ok(d) if d < MIN_TICK => Err(format!("tick must be at least 20ms, got {s}")),
             Ok(d) => Ok(d),
             Err(e) => Err(format!("tick: {e}")),
         })

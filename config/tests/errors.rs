@@ -170,13 +170,13 @@ fn engine_tick() {
     assert_one(
         &with_tick("10ms"),
         "2:8",
-        "tick must be at least 100ms, got 10ms",
+        "tick must be at least 20ms, got 10ms",
     );
     assert_one(&with_tick("soon"), "2:8", "tick: ");
     let config = parse(&with_tick("250ms"), "t.toml").unwrap();
     assert_eq!(config.engine.tick, std::time::Duration::from_millis(250));
     let config = parse(&file("", ""), "t.toml").unwrap();
-    assert_eq!(config.engine.tick, std::time::Duration::from_secs(1));
+    assert_eq!(config.engine.tick, std::time::Duration::from_millis(100));
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod changes;
 mod drills;
 mod error;
 mod events;
+mod incidents;
 mod maintenance;
 mod openapi;
 mod revisions;
@@ -125,6 +126,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         ep(Method::PUT, "/api/v1/maintenance", maintenance::maintenance),
         ep(Method::POST, "/api/v1/drills", drills::start),
         ep(Method::GET, "/api/v1/drills/{id}", drills::report),
+        ep(Method::GET, "/api/v1/incidents", incidents::list),
+        ep(Method::GET, "/api/v1/incidents/{id}", incidents::one),
         ep(Method::GET, "/api/v1/openapi.json", openapi::document),
     ]
 }

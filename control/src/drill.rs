@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::event::{Actor, Draft, Event};
+use crate::event::{Actor, Draft, Event, EventKind};
 use crate::{Live, LiveError};
 
 /// What a drill injects.
@@ -225,7 +225,7 @@ impl Drills {
         let start = live.shared().events.record(
             Draft::new(
                 Actor::Api,
-                "drill_started",
+                EventKind::DrillStarted,
                 format!(
                     "{:?} on {} for {}",
                     spec.scenario,
@@ -237,15 +237,20 @@ impl Drills {
             .version(&spec.version),
         );
         version.drill.arm(spec.scenario, rate, latency, duration);
-        let run = Run {
-            id: format!("d{}", start.seq),
-            spec,
-            started: SystemTime::now(),
-            started_at: Instant::now(),
-            duration,
-            first_seq: start.seq,
+        let run = {
+            // Numbered d1, d2, … in the order this process started them.
+            let mut runs = self.lock();
+            let run = Run {
+                id: format!("d{}", runs.len() + 1),
+                spec,
+                started: SystemTime::now(),
+                started_at: Instant::now(),
+                duration,
+                first_seq: start.seq,
+            };
+            runs.push(run.clone());
+            run
         };
-        self.lock().push(run.clone());
         Ok(report(live, &run))
     }
 

@@ -1,6 +1,10 @@
-//! The rollout and rollback engine: every tick (default 1 s, and at once
-//! when a breaker opens) it reads each canary's telemetry window and the
-//! stable version's, judges the route's levels, and acts through
+//! The rollout and rollback engine. Every tick (`[engine] tick`, default
+//! 100 ms), at once when a breaker opens, and at the instant a confirm or
+//! a step wait ends, it reads each canary's telemetry window and the
+//! stable version's (windows include the current slot's requests, so a
+//! judgement is never more than a tick behind the traffic), judges the
+//! route's levels (`decide.rs`, a pure function unit-tested on made-up
+//! instants) and applies what was decided (`apply.rs`) through
 //! `Live::update` — so every decision is saved, audited with its numbers,
 //! and swapped into the table in one store.
 //!
@@ -11,6 +15,8 @@
 //! clear for `confirm` (no flapping).
 
 mod actions;
+mod apply;
+mod decide;
 pub mod levels;
 mod tick;
 
@@ -19,9 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
-use crate::event::{Actor, Event};
+pub use decide::{Level, RouteVerdict};
+
+use crate::event::{Actor, Event, EventKind};
 use crate::{Live, LiveError};
 
 /// How a rollback takes the canary's traffic away.
@@ -37,61 +44,39 @@ pub enum RollbackMode {
 /// The engine's latest verdict per route, for the status API.
 #[derive(Debug, Default)]
 pub struct Verdicts {
-    map: Mutex<BTreeMap<String, String>>,
-}
-
-/// In-memory timing of one route (lost on restart, which only restarts
-/// confirmation: the decisions themselves are in the saved state).
-#[derive(Debug, Default)]
-struct Track {
-    /// The persisted (phase, step, since) this timing belongs to.
-    key: Option<(crate::persist::Phase, Option<usize>, Option<String>)>,
-    /// When this phase and step began, as the engine saw it.
-    since: Option<Instant>,
-    /// Since when each level (critical, warning, watch) has been breached.
-    breached: [Option<Instant>; 3],
-    /// Since when no level has been breached.
-    clear_since: Option<Instant>,
-    /// Whether the current breach of each level has acted already.
-    acted: [bool; 3],
-    /// When the current rollout or gradual step began.
-    step_at: Option<Instant>,
-    /// Last verdict word, to record changes only.
-    verdict: String,
-    /// Shadow rules holding now (to record changes only).
-    shadow: Vec<String>,
+    map: Mutex<BTreeMap<String, RouteVerdict>>,
 }
 
 // === impl Verdicts ===
 
 impl Verdicts {
     /// The verdict of `route`, if the engine judged it.
-    pub fn get(&self, route: &str) -> Option<String> {
-        self.lock().get(route).cloned()
+    pub fn get(&self, route: &str) -> Option<RouteVerdict> {
+        self.lock().get(route).copied()
     }
 
-    fn set(&self, route: &str, verdict: &str) {
-        self.lock().insert(route.to_owned(), verdict.to_owned());
+    fn set(&self, route: &str, verdict: RouteVerdict) {
+        self.lock().insert(route.to_owned(), verdict);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RouteVerdict>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// Runs the engine every `tick` until aborted.
+/// Runs the engine every `tick` (and sooner when a route asks) until
+/// aborted.
 pub fn spawn(live: Arc<Live>, tick: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tracks: HashMap<String, Track> = HashMap::new();
+        let mut tracks: HashMap<String, decide::Track> = HashMap::new();
         let mut events = live.shared().events.subscribe();
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                _ = interval.tick() => {}
+                () = tokio::time::sleep_until(next) => {}
                 e = events.recv() => match e {
                     // A breaker that opens is judged at once, not a tick later.
-                    Ok(e) if e.kind == "breaker_opened" => {}
+                    Ok(e) if e.kind == EventKind::BreakerOpened => {}
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => {}
                 },
@@ -99,18 +84,23 @@ pub fn spawn(live: Arc<Live>, tick: Duration) -> tokio::task::JoinHandle<()> {
             // Decisions fsync the state file and the audit log: off the
             // runtime's workers, which serve requests.
             let l = live.clone();
-            tracks = match tokio::task::spawn_blocking(move || {
-                tick::evaluate(&l, &mut tracks);
-                tracks
+            let (t, wake) = match tokio::task::spawn_blocking(move || {
+                let wake = tick::evaluate(&l, &mut tracks);
+                (tracks, wake)
             })
             .await
             {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::error!(error = %e, "engine tick failed");
-                    HashMap::new()
+                    (HashMap::new(), None)
                 }
             };
+            tracks = t;
+            let now = tokio::time::Instant::now();
+            let tick_at = now + tick;
+            // A wake already past (the pass took longer) is served at once.
+            next = wake.map_or(tick_at, |w| w.clamp(now, tick_at));
         }
     })
 }
@@ -130,6 +120,23 @@ pub fn rollback(
     reason: &str,
 ) -> Result<Event, LiveError> {
     actions::rollback(live, route, mode, actor, reason)
+}
+
+/// Sends all of `route`'s traffic to version `to` at once (a rollback to
+/// a chosen release, not only to `stable`): `to` at 100, every other
+/// version at 0, the route `rolled_back` until `resume`.
+///
+/// # Errors
+/// Unknown route or version, `to` is the canary being rolled back, or a
+/// failed save.
+pub fn rollback_to(
+    live: &Live,
+    route: &str,
+    to: &str,
+    actor: Actor,
+    reason: &str,
+) -> Result<Event, LiveError> {
+    actions::rollback_to(live, route, to, actor, reason)
 }
 
 /// Moves `route`'s rollout to its next step (or to 100% without steps);

@@ -27,6 +27,46 @@ pub enum Actor {
     Signal,
 }
 
+/// What happened: every kind of event serin records. Stored and served
+/// as its snake_case name (`EventKind::LevelBreached` is
+/// `"level_breached"`), which is what webhooks filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    ConfigApplied,
+    ConfigRejected,
+    TlsReloaded,
+    TlsRejected,
+    WeightsChanged,
+    MaintenanceOn,
+    MaintenanceOff,
+    /// A level's rules started to hold.
+    LevelBreached,
+    /// A breached level's rules stopped holding.
+    LevelCleared,
+    /// Too few requests in the window to judge.
+    Inconclusive,
+    /// A `shadow` rule started to hold.
+    ShadowBreached,
+    /// What the engine would have done (`dry_run`).
+    DryRun,
+    Alert,
+    RollbackStarted,
+    RollbackStep,
+    RollbackCompleted,
+    RolloutStep,
+    Promoted,
+    Paused,
+    Resumed,
+    BreakerOpened,
+    BreakerClosed,
+    HealthChanged,
+    HealthFailOpen,
+    HealthFailOpenEnded,
+    DrillStarted,
+    /// A rollback's canary reached 0: the incident's client-visible numbers.
+    IncidentClosed,
+}
+
 /// One recorded change.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
@@ -55,7 +95,7 @@ pub struct Event {
 #[derive(Debug, Clone)]
 pub struct Draft {
     pub actor: Actor,
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub route: Option<String>,
     pub version: Option<String>,
     pub before: Value,
@@ -87,7 +127,7 @@ fn stamp(ring: &Ring, draft: Draft) -> Event {
         seq: ring.next_seq,
         time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         actor: draft.actor,
-        kind: draft.kind.to_owned(),
+        kind: draft.kind.as_str().to_owned(),
         route: draft.route,
         version: draft.version,
         before: draft.before,
@@ -98,11 +138,102 @@ fn stamp(ring: &Ring, draft: Draft) -> Event {
     }
 }
 
+// === impl EventKind ===
+
+impl EventKind {
+    /// Every kind, for docs and for checking webhook filters.
+    pub const ALL: [Self; 27] = [
+        Self::ConfigApplied,
+        Self::ConfigRejected,
+        Self::TlsReloaded,
+        Self::TlsRejected,
+        Self::WeightsChanged,
+        Self::MaintenanceOn,
+        Self::MaintenanceOff,
+        Self::LevelBreached,
+        Self::LevelCleared,
+        Self::Inconclusive,
+        Self::ShadowBreached,
+        Self::DryRun,
+        Self::Alert,
+        Self::RollbackStarted,
+        Self::RollbackStep,
+        Self::RollbackCompleted,
+        Self::RolloutStep,
+        Self::Promoted,
+        Self::Paused,
+        Self::Resumed,
+        Self::BreakerOpened,
+        Self::BreakerClosed,
+        Self::HealthChanged,
+        Self::HealthFailOpen,
+        Self::HealthFailOpenEnded,
+        Self::DrillStarted,
+        Self::IncidentClosed,
+    ];
+
+    /// The name events carry.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ConfigApplied => "config_applied",
+            Self::ConfigRejected => "config_rejected",
+            Self::TlsReloaded => "tls_reloaded",
+            Self::TlsRejected => "tls_rejected",
+            Self::WeightsChanged => "weights_changed",
+            Self::MaintenanceOn => "maintenance_on",
+            Self::MaintenanceOff => "maintenance_off",
+            Self::LevelBreached => "level_breached",
+            Self::LevelCleared => "level_cleared",
+            Self::Inconclusive => "inconclusive",
+            Self::ShadowBreached => "shadow_breached",
+            Self::DryRun => "dry_run",
+            Self::Alert => "alert",
+            Self::RollbackStarted => "rollback_started",
+            Self::RollbackStep => "rollback_step",
+            Self::RollbackCompleted => "rollback_completed",
+            Self::RolloutStep => "rollout_step",
+            Self::Promoted => "promoted",
+            Self::Paused => "paused",
+            Self::Resumed => "resumed",
+            Self::BreakerOpened => "breaker_opened",
+            Self::BreakerClosed => "breaker_closed",
+            Self::HealthChanged => "health_changed",
+            Self::HealthFailOpen => "health_fail_open",
+            Self::HealthFailOpenEnded => "health_fail_open_ended",
+            Self::DrillStarted => "drill_started",
+            Self::IncidentClosed => "incident_closed",
+        }
+    }
+
+    /// The kind named `s`, if serin records it.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<EventKind> for String {
+    fn eq(&self, other: &EventKind) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<EventKind> for str {
+    fn eq(&self, other: &EventKind) -> bool {
+        self == other.as_str()
+    }
+}
+
 // === impl Draft ===
 
 impl Draft {
     /// A change with no before/after values.
-    pub fn new(actor: Actor, kind: &'static str, reason: impl Into<String>) -> Self {
+    pub fn new(actor: Actor, kind: EventKind, reason: impl Into<String>) -> Self {
         Self {
             actor,
             kind,

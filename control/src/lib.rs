@@ -15,7 +15,10 @@
 //!   `live/pick.rs` the cumulative pick table, `live/routes.rs` host/path matching.
 //! - [`breaker`]: per-version circuit breakers (atomics the request path
 //!   reads) and `breaker/monitor.rs`, the task that opens them.
-//! - [`event`]: the event journal (every state change, actor and reason).
+//! - [`event`]: the event journal (every state change, actor and reason);
+//!   [`incident`]: every rollback's report, read off that journal.
+//! - [`engine`]: the rollout and rollback engine (`decide` judges, `apply`
+//!   acts); [`drill`]: rehearsal faults, timed.
 //! - [`health`]: active health checks (an atomic per version the pick
 //!   reads) and `health/prober.rs`, the task that probes every version.
 //! - [`registry`]: long-lived per-(route, version) objects across reloads.
@@ -34,6 +37,7 @@ pub mod drill;
 pub mod engine;
 pub mod event;
 pub mod health;
+pub mod incident;
 pub mod live;
 pub mod metrics;
 pub mod notify;
@@ -43,4 +47,6 @@ pub mod reload;
 pub mod revisions;
 pub mod telemetry;
 
-pub use live::{FallbackSnap, Live, LiveError, RouteSnap, Shared, Snapshot, VersionSnap};
+pub use live::{
+    FallbackSnap, ForceSnap, Live, LiveError, RouteSnap, Shared, Snapshot, VersionSnap,
+};

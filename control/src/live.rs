@@ -87,6 +87,20 @@ pub struct RouteSnap {
     pub stats: Arc<VersionStats>,
     /// Rollout/rollback phase (SPEC.md's route `state`).
     pub phase: Phase,
+    /// `[routes.override]`, compiled; `None`: no request picks its version.
+    pub force: Option<ForceSnap>,
+}
+
+/// `[routes.override]`, compiled: where a request names its version, and
+/// which versions (by index) it may name.
+#[derive(Debug)]
+pub struct ForceSnap {
+    pub header: Option<http::HeaderName>,
+    pub cookie: Option<Box<str>>,
+    /// `allowed[i]`: version `i` may be forced.
+    pub allowed: Box<[bool]>,
+    /// Forced requests also count in the version's own stats (rules see them).
+    pub rules_include_forced: bool,
 }
 
 /// `[routes.fallback]`, compiled: final answers made once.
@@ -118,6 +132,9 @@ pub struct VersionSnap {
     pub header: HeaderValue,
     /// Per-attempt telemetry; the same `Arc` across table swaps.
     pub stats: Arc<VersionStats>,
+    /// Attempts of requests that forced this version (`[routes.override]`);
+    /// `None` when the route forces nothing.
+    pub forced: Option<Arc<VersionStats>>,
     /// The same `Arc` across table swaps.
     pub breaker: Arc<Breaker>,
     /// Active health (one atomic the pick reads); the same `Arc` across
@@ -257,6 +274,7 @@ impl Live {
         file: Option<StateFile>,
     ) -> Result<Self, LiveError> {
         let snapshot = compile::compile(&config, &state, &shared)?;
+        weights_to_metrics(&snapshot);
         Ok(Self {
             table: ArcSwap::from_pointee(snapshot),
             inner: Mutex::new(Inner {
@@ -325,6 +343,7 @@ impl Live {
         let mut next = inner.state.clone();
         change(&inner.config, &mut next, &mut draft)?;
         let (snapshot, event) = self.commit(&mut inner, None, next, draft)?;
+        weights_to_metrics(&snapshot);
         self.table.store(Arc::new(snapshot));
         Ok(event)
     }
@@ -344,6 +363,7 @@ impl Live {
         let mut next = inner.state.clone();
         merge(&inner.config, &config, &mut next);
         let (snapshot, event) = self.commit(&mut inner, Some(Arc::new(config)), next, draft)?;
+        weights_to_metrics(&snapshot);
         self.table.store(Arc::new(snapshot));
         Ok(event)
     }
@@ -420,6 +440,20 @@ impl Live {
                     draft.reason,
                     phase.as_str()
                 );
+            } else if r.rollout.is_some() {
+                // An operator's hand during a rollout (or before it began)
+                // holds: the rollout pauses at these weights until resumed.
+                let rs = state.routes.entry(route.to_owned()).or_default();
+                if rs.phase == Phase::Progressing
+                    || (rs.phase == Phase::Stable && rs.since.is_none())
+                {
+                    rs.phase = Phase::Paused;
+                    rs.since = Some(crate::persist::now());
+                    draft.reason = format!(
+                        "{}; rollout paused at these weights until resumed",
+                        draft.reason
+                    );
+                }
             }
             Ok(())
         })
@@ -437,6 +471,15 @@ impl std::fmt::Debug for Live {
         f.debug_struct("Live")
             .field("revision", &self.load().revision)
             .finish_non_exhaustive()
+    }
+}
+
+/// `serin_route_weight` for every version of the table about to serve.
+fn weights_to_metrics(snap: &Snapshot) {
+    for r in snap.routes.iter() {
+        for v in r.versions.iter() {
+            crate::metrics::route_weight(&r.name, &v.name, v.weight);
+        }
     }
 }
 

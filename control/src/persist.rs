@@ -33,6 +33,11 @@ pub struct LiveState {
     pub maintenance: Option<String>,
 }
 
+/// Now, as `RouteState::since` and events write it (RFC 3339, ms, UTC).
+pub(crate) fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
 /// Where a route's rollout or rollback stands.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RouteState {

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Map, Value};
 use serin_config::Config;
 
-use crate::event::{Actor, Draft, Event};
+use crate::event::{Actor, Draft, Event, EventKind};
 use crate::persist::LiveState;
 use crate::revisions::{atomic_write, sha256_hex, Revisions};
 use crate::{metrics, Live, LiveError};
@@ -113,7 +113,7 @@ impl Reloader {
         if me.live.state().revision != id {
             let draft = Draft::new(
                 Actor::File,
-                "config_applied",
+                EventKind::ConfigApplied,
                 format!("routing file is {id}"),
             );
             me.live.update(draft, |_, st| {
@@ -149,7 +149,7 @@ impl Reloader {
                 revision: id.clone(),
                 ..preview
             };
-            let draft = Draft::new(Actor::File, "config_applied", reason)
+            let draft = Draft::new(Actor::File, EventKind::ConfigApplied, reason)
                 .change(table_json(&old, &before), table_json(&new, &after));
             self.live.replace_config(new, draft, |_, new, st| {
                 merge(&old, new, st, MergeMode::Reload);
@@ -269,7 +269,7 @@ impl Reloader {
         let mut preview = before.clone();
         let notes = merge(&current, &new, &mut preview, mode);
         let head = note.map_or_else(|| format!("{file} → {id}"), |n| format!("{n} as {id}"));
-        let draft = Draft::new(actor, "config_applied", reason(&head, &notes)).change(
+        let draft = Draft::new(actor, EventKind::ConfigApplied, reason(&head, &notes)).change(
             table_json(&current, &before),
             table_json(
                 &new,
@@ -298,10 +298,11 @@ impl Reloader {
     fn reject(&self, actor: Actor, message: String) -> ReloadError {
         tracing::warn!("routing file rejected, the last good table keeps serving: {message}");
         metrics::config_reload("rejected");
-        self.live
-            .shared()
-            .events
-            .record(Draft::new(actor, "config_rejected", message.clone()));
+        self.live.shared().events.record(Draft::new(
+            actor,
+            EventKind::ConfigRejected,
+            message.clone(),
+        ));
         ReloadError::Rejected(message)
     }
 

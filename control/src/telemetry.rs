@@ -96,6 +96,8 @@ pub(crate) struct Settings {
 struct RouteEntry {
     total: Option<Arc<VersionStats>>,
     versions: HashMap<Arc<str>, Arc<VersionStats>>,
+    /// Requests that forced their version (`[routes.override]`), apart.
+    forced: HashMap<Arc<str>, Arc<VersionStats>>,
 }
 
 // === impl Outcome ===
@@ -208,6 +210,30 @@ impl Telemetry {
             .clone()
     }
 
+    /// Stats of the requests that forced `version` of `route` (a header or
+    /// cookie of `[routes.override]`): kept apart from the version's own,
+    /// so rules judge users' traffic only, and not exported to Prometheus.
+    pub fn forced(&self, route: &str, version: &str) -> Arc<VersionStats> {
+        if let Some(s) = self.read(|routes| routes.get(route)?.forced.get(version).cloned()) {
+            return s;
+        }
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        let (route, entry) = Self::entry(&mut routes, route);
+        entry
+            .forced
+            .entry(version.into())
+            .or_insert_with_key(|version| {
+                Arc::new(VersionStats::new(
+                    route,
+                    Some(version.clone()),
+                    self.enabled.clone(),
+                    self.settings,
+                    false,
+                ))
+            })
+            .clone()
+    }
+
     /// End-to-end stats of `route` as the client sees it (one record per
     /// client request, whatever the fallback chain did); same `Arc` rule.
     pub fn route(&self, route: &str) -> Arc<VersionStats> {
@@ -239,6 +265,7 @@ impl Telemetry {
         routes.retain(|route, entry| {
             entry.total.take_if(|_| !keep(route, None));
             entry.versions.retain(|v, _| keep(route, Some(v)));
+            entry.forced.retain(|v, _| keep(route, Some(v)));
             entry.total.is_some() || !entry.versions.is_empty()
         });
     }
@@ -271,7 +298,12 @@ impl Telemetry {
                 Some(
                     routes
                         .values()
-                        .flat_map(|e| e.total.iter().chain(e.versions.values()))
+                        .flat_map(|e| {
+                            e.total
+                                .iter()
+                                .chain(e.versions.values())
+                                .chain(e.forced.values())
+                        })
                         .cloned()
                         .collect(),
                 )
@@ -323,7 +355,7 @@ impl Telemetry {
     }
 
     fn stats(&self, route: Arc<str>, version: Option<Arc<str>>) -> VersionStats {
-        VersionStats::new(route, version, self.enabled.clone(), self.settings)
+        VersionStats::new(route, version, self.enabled.clone(), self.settings, true)
     }
 }
 

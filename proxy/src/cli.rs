@@ -144,6 +144,9 @@ fn check(file: &std::path::Path) -> ExitCode {
                 cfg.routes.len(),
                 versions
             );
+            for w in serin_config::warnings(&cfg) {
+                println!("{}: warning: {w}", file.display());
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -161,6 +164,9 @@ async fn run(path: PathBuf, workers: Option<usize>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for w in serin_config::warnings(&config) {
+        tracing::warn!(file = %path.display(), "{w}");
+    }
     // Read once: a token changed later needs a restart. Checked before any
     // bind: an open admin API beyond loopback must not even listen.
     let token = std::env::var(&config.admin.token_env).ok();

@@ -1,5 +1,6 @@
 //! `serin status|events|weights|rollback|promote|pause|resume|revisions|
-//! restore|maintenance|reload`: a thin REST client of the admin API.
+//! restore|maintenance|reload|drill|incidents`: a thin REST client of the
+//! admin API.
 //!
 //! Exit codes scripts can trust: 0 done; 1 the server refused (any 4xx or
 //! 5xx; its `{"error"}` message is printed); 2 serin cannot be reached or
@@ -79,8 +80,12 @@ pub enum ClientCommand {
         route: String,
         /// Step the canary down over the route's gradual steps instead of
         /// at once.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "to")]
         gradual: bool,
+        /// Send all of the route's traffic to this version (e.g. the
+        /// previous release) instead of to the stable one.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
         /// Why, for the audit log and the event.
         #[arg(long)]
         reason: Option<String>,
@@ -136,6 +141,58 @@ pub enum ClientCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Rollback incidents: a table of all, or one incident's report
+    /// (Markdown: summary, impact, times, evidence, the audit timeline).
+    Incidents {
+        #[command(flatten)]
+        remote: Remote,
+        /// The incident to report on (e.g. i42); without it, every one.
+        id: Option<String>,
+        /// Only this route's incidents.
+        #[arg(long)]
+        route: Option<String>,
+    },
+    /// Rehearse a rollback: inject a fault into one version inside serin,
+    /// wait until the engine pulls it (or the drill ends) and print the
+    /// timings. `--id` prints the report of a drill already started.
+    Drill {
+        #[command(flatten)]
+        remote: Remote,
+        /// The route to drill (not with --id).
+        #[arg(required_unless_present = "id")]
+        route: Option<String>,
+        /// The version that gets the fault: the canary.
+        #[arg(required_unless_present = "id")]
+        version: Option<String>,
+        #[arg(long, value_enum, default_value = "inject-errors")]
+        scenario: Scenario,
+        /// Share of attempts that fail (inject-errors, partial-outage), 0..1.
+        #[arg(long, default_value_t = 0.5)]
+        rate: f64,
+        /// Added latency (inject-latency), e.g. 2s.
+        #[arg(long, default_value = "2s")]
+        latency: String,
+        /// How long the fault lasts, 1s..1h.
+        #[arg(long, default_value = "60s")]
+        duration: String,
+        /// Print the report at once instead of waiting for the outcome.
+        #[arg(long)]
+        no_wait: bool,
+        /// The report of drill ID (e.g. d1).
+        #[arg(long, conflicts_with_all = ["route", "version"])]
+        id: Option<String>,
+    },
+}
+
+/// A drill's fault.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Scenario {
+    /// Attempts answered 500 at `rate`.
+    InjectErrors,
+    /// `latency` added to every attempt.
+    InjectLatency,
+    /// Attempts fail to connect at `rate`.
+    PartialOutage,
 }
 
 /// `on` or `off`.
@@ -172,7 +229,9 @@ impl ClientCommand {
             | Self::Revisions { remote }
             | Self::Restore { remote, .. }
             | Self::Maintenance { remote, .. }
-            | Self::Reload { remote } => remote,
+            | Self::Reload { remote }
+            | Self::Drill { remote, .. }
+            | Self::Incidents { remote, .. } => remote,
         }
     }
 
@@ -213,6 +272,69 @@ impl ClientCommand {
                 follow,
                 ..
             } => return events(call, route, since, follow).await,
+            Self::Drill {
+                route,
+                version,
+                scenario,
+                rate,
+                latency,
+                duration,
+                no_wait,
+                id,
+                ..
+            } => {
+                let v = match (id, route, version) {
+                    (Some(id), _, _) => {
+                        let path = format!("/api/v1/drills/{}", encode(&id));
+                        call.send(Method::GET, &path, None).await?
+                    }
+                    (None, Some(route), Some(version)) => {
+                        let scenario = match scenario {
+                            Scenario::InjectErrors => "inject_errors",
+                            Scenario::InjectLatency => "inject_latency",
+                            Scenario::PartialOutage => "partial_outage",
+                        };
+                        let body = json!({
+                            "route": route, "version": version, "scenario": scenario,
+                            "rate": rate, "latency": latency, "duration": duration,
+                        });
+                        let v = call
+                            .send(Method::POST, "/api/v1/drills", Some(body))
+                            .await?;
+                        if no_wait {
+                            v
+                        } else {
+                            wait_drill(call, v).await?
+                        }
+                    }
+                    _ => unreachable!("clap requires ROUTE and VERSION without --id"),
+                };
+                output::print(json, &v, output::drill);
+                return Ok(());
+            }
+            Self::Incidents { id, route, .. } => {
+                match (id, json) {
+                    (Some(id), false) => {
+                        let path = format!("/api/v1/incidents/{}?format=markdown", encode(&id));
+                        let text = call.text(&path).await?;
+                        print!("{text}");
+                    }
+                    (Some(id), true) => {
+                        let path = format!("/api/v1/incidents/{}", encode(&id));
+                        let v = call.send(Method::GET, &path, None).await?;
+                        output::print(true, &v, output::incidents);
+                    }
+                    (None, _) => {
+                        let mut path = "/api/v1/incidents".to_owned();
+                        if let Some(r) = route {
+                            path.push_str(&format!("?route={}", encode(&r)));
+                        }
+                        let v = call.send(Method::GET, &path, None).await?;
+                        output::print(json, &v, output::incidents);
+                    }
+                }
+                return Ok(());
+            }
             Self::Revisions { .. } => {
                 let v = call.send(Method::GET, "/api/v1/revisions", None).await?;
                 output::print(json, &v, output::revisions);
@@ -231,11 +353,12 @@ impl ClientCommand {
             Self::Rollback {
                 route,
                 gradual,
+                to,
                 reason,
                 ..
             } => {
                 let mode = if gradual { "gradual" } else { "immediate" };
-                let body = json!({ "mode": mode, "reason": reason });
+                let body = json!({ "mode": mode, "to": to, "reason": reason });
                 (Method::POST, route_path(&route, "rollback"), Some(body))
             }
             Self::Promote {
@@ -262,6 +385,20 @@ impl ClientCommand {
         output::print(json, &v, output::change);
         Ok(())
     }
+}
+
+/// Polls drill `started` until the canary is at 0 or the drill is over.
+async fn wait_drill(call: &Call<'_>, started: Value) -> Result<Value, CallError> {
+    let path = format!(
+        "/api/v1/drills/{}",
+        encode(started["id"].as_str().unwrap_or(""))
+    );
+    let mut v = started;
+    while v["state"] == "running" && v["total_s"].is_null() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        v = call.send(Method::GET, &path, None).await?;
+    }
+    Ok(v)
 }
 
 /// `serin events`, once or following.
@@ -300,12 +437,37 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// GET `path` as text (a Markdown report).
+    async fn text(&self, path: &str) -> Result<String, CallError> {
+        let (status, body) = self.raw(Method::GET, path, None).await?;
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, CallError> {
+        let (status, body) = self.raw(method, path, body).await?;
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|_| CallError::Refused {
+            status,
+            message: "the answer is not JSON: is --admin serin's admin address?".into(),
+        })
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Bytes), CallError> {
         let url = format!("{}{path}", self.remote.admin.trim_end_matches('/'));
         let mut req = Request::builder().method(method).uri(&url);
         if let Some(t) = &self.remote.token {
@@ -338,22 +500,19 @@ impl Call<'_> {
                 .map_err(|e| unreachable(e.to_string()))?;
             Ok::<_, CallError>((status, body.to_bytes()))
         };
-        let (status, body) = tokio::time::timeout(CALL_TIMEOUT, answer)
+        tokio::time::timeout(CALL_TIMEOUT, answer)
             .await
-            .map_err(|_| unreachable(format!("no answer within {}s", CALL_TIMEOUT.as_secs())))??;
-        let value: Option<Value> = serde_json::from_slice(&body).ok();
-        if !status.is_success() {
-            let message = value
-                .as_ref()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
-            return Err(CallError::Refused { status, message });
-        }
-        value.ok_or_else(|| CallError::Refused {
-            status,
-            message: "the answer is not JSON: is --admin serin's admin address?".into(),
-        })
+            .map_err(|_| unreachable(format!("no answer within {}s", CALL_TIMEOUT.as_secs())))?
     }
+}
+
+/// A failure answer: its `{"error"}` message, or its text.
+fn refused(status: StatusCode, body: &[u8]) -> CallError {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+    CallError::Refused { status, message }
 }
 
 /// The innermost cause is the useful one ("Connection refused").

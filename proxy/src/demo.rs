@@ -70,6 +70,10 @@ path_prefix = "/"
   [routes.rollout]
   steps = ["5%", "20%", "50%"]
   every = "4s"
+
+  [routes.override]
+  header = "x-serin-version"
+  allow = ["v1.5", "v2"]
 "#;
 
 const RATE: f64 = 300.0;
@@ -86,6 +90,33 @@ pub(crate) async fn run(keep: bool) -> ExitCode {
             eprintln!("serin demo: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One request forcing `version`: who answered, and how.
+async fn forced_request(http: std::net::SocketAddr, version: &str) -> String {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let req = http::Request::get(format!("http://{http}/"))
+        .header("x-serin-version", version)
+        .body(Empty::new());
+    let Ok(req) = req else {
+        return "not sent".to_owned();
+    };
+    match client.request(req).await {
+        Ok(resp) => {
+            let by = resp
+                .headers()
+                .get("x-serin-version")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?")
+                .to_owned();
+            let status = resp.status();
+            let _ = resp.into_body().collect().await;
+            format!("{status} from {by}")
+        }
+        Err(e) => format!("failed: {e}"),
     }
 }
 
@@ -150,6 +181,11 @@ async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
 
     let started = Instant::now();
     let mut screen = screen::Screen::new(live.clone(), progress.clone(), started);
+    // A smoke test reaches v1.5, at weight 0, on purpose; users never do.
+    let forced = forced_request(http, "v1.5").await;
+    screen.note(&format!(
+        "smoke test: GET / with x-serin-version: v1.5 (weight 0) → {forced}"
+    ));
     let mut faulted = false;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     while started.elapsed() < END_AT {
@@ -169,7 +205,9 @@ async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
     println!("  curl -s 'http://{admin}/api/v1/routes/prompt-service/stats?window=60s'");
     println!("  curl -s http://{admin}/api/v1/events");
     println!("  curl -s http://{admin}/metrics | grep serin_");
+    println!("  curl -s -H 'x-serin-version: v2' http://{http}/   # force a version");
     println!("  serin status --admin http://{admin}");
+    println!("  serin incidents --admin http://{admin}");
 
     if keep {
         println!("\n--keep: serving on http://{http} (admin http://{admin}); Ctrl-C to stop.");

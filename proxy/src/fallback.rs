@@ -56,6 +56,36 @@ pub(crate) struct Outgoing {
     pub(crate) upgrade: Option<http::HeaderValue>,
     /// The forwarding headers written in place of the client's.
     pub(crate) fwd: crate::headers::Forwarding,
+    /// Where this request's attempts are counted.
+    pub(crate) count: Count,
+}
+
+/// Where a request's attempts are counted: in each version's own stats
+/// (what rules and breakers judge), or, for a request that forced its
+/// version (`[routes.override]`), apart under `forced` — and in both when
+/// the route's `rules_include_forced` says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Count {
+    Own,
+    Forced,
+    Both,
+}
+
+// === impl Count ===
+
+impl Count {
+    /// Runs `f` on every stats this request's attempts on `v` count in.
+    #[inline]
+    fn each(self, v: &VersionSnap, f: impl Fn(&Arc<serin_control::telemetry::VersionStats>)) {
+        match (self, v.forced.as_ref()) {
+            (Self::Own, _) | (_, None) => f(&v.stats),
+            (Self::Forced, Some(forced)) => f(forced),
+            (Self::Both, Some(forced)) => {
+                f(forced);
+                f(&v.stats);
+            }
+        }
+    }
 }
 
 /// A wait for the client's bytes at least this long is a stall, not a
@@ -99,7 +129,7 @@ pub(crate) async fn walk(
             Admit::Yes | Admit::Probe => {}
             Admit::No => {
                 if let (Some(f), true) = (fb, can_go_on) {
-                    note_fallback(route, i, f);
+                    note_fallback(route, i, f, out.count);
                 }
                 path.push(i);
                 at = route.next[i].filter(|_| can_go_on);
@@ -163,7 +193,8 @@ pub(crate) async fn walk(
         };
         // Request sent → response headers: an upload's own time is the
         // client's, never the version's latency.
-        v.stats.record(outcome, clock.waiting_since(sent).elapsed());
+        let took = clock.waiting_since(sent).elapsed();
+        out.count.each(v, |s| s.record(outcome, took));
         if let Some(mut p) = probe {
             p.done = true;
             v.breaker.probe_result(!outcome.is_error());
@@ -175,7 +206,7 @@ pub(crate) async fn walk(
         match attempted {
             Attempted::Answered(mut resp, _) if !falls => {
                 if resp.body().is_h2() {
-                    grpc_errors(&mut resp, v);
+                    grpc_errors(&mut resp, v, out.count);
                 }
                 return Walk::Answered {
                     resp,
@@ -197,7 +228,7 @@ pub(crate) async fn walk(
                     break;
                 }
                 if let Some(f) = fb {
-                    note_fallback(route, i, f);
+                    note_fallback(route, i, f, out.count);
                 }
                 at = route.next[i];
             }
@@ -362,7 +393,11 @@ async fn drilled(
 /// come. Counted as the version's error for its stats and rules; the
 /// answer itself goes to the client as it is (no fallback: gRPC statuses
 /// are the application's answers).
-fn grpc_errors(resp: &mut http::Response<crate::upstream::RespBody>, v: &VersionSnap) {
+fn grpc_errors(
+    resp: &mut http::Response<crate::upstream::RespBody>,
+    v: &VersionSnap,
+    count: Count,
+) {
     let grpc = resp
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -371,9 +406,16 @@ fn grpc_errors(resp: &mut http::Response<crate::upstream::RespBody>, v: &Version
         return;
     }
     match resp.headers().get("grpc-status") {
-        Some(s) if s.as_bytes() != b"0" => v.stats.record_late_error(),
+        Some(s) if s.as_bytes() != b"0" => count.each(v, |s| s.record_late_error()),
         Some(_) => {}
-        None => resp.body_mut().report_grpc_to(v.stats.clone()),
+        // Reported on the stats rules judge, or apart for a forced request.
+        None => {
+            let stats = match (count, v.forced.as_ref()) {
+                (Count::Forced, Some(f)) => f.clone(),
+                _ => v.stats.clone(),
+            };
+            resp.body_mut().report_grpc_to(stats);
+        }
     }
 }
 
@@ -395,9 +437,9 @@ fn falls_back(f: &FallbackSnap, outcome: Outcome) -> bool {
     }
 }
 
-fn note_fallback(route: &RouteSnap, from: usize, _f: &FallbackSnap) {
+fn note_fallback(route: &RouteSnap, from: usize, _f: &FallbackSnap, count: Count) {
     let v = &route.versions[from];
-    v.stats.record_fallback();
+    count.each(v, |s| s.record_fallback());
     if let Some(c) = &v.fallback_counter {
         c.increment(1);
     }

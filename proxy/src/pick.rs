@@ -81,6 +81,31 @@ fn sticky_key<'h>(sticky: &Sticky, headers: &'h HeaderMap) -> Option<&'h [u8]> {
     }
 }
 
+/// The version a request forces (`[routes.override]`): the one its header
+/// (or, failing that, its cookie) names, when the route allows it. A name
+/// that is not allowed, or no name, is an ordinary request.
+#[inline]
+pub(crate) fn forced(route: &RouteSnap, headers: &HeaderMap) -> Option<usize> {
+    let f = route.force.as_ref()?;
+    let named = f
+        .header
+        .as_ref()
+        .and_then(|h| headers.get(h))
+        .map(|v| v.as_bytes())
+        .or_else(|| {
+            let name = f.cookie.as_deref()?;
+            headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .find_map(|h| cookie_value(h.as_bytes(), name.as_bytes()))
+        })?;
+    let i = route
+        .versions
+        .iter()
+        .position(|v| v.name.as_bytes() == named.trim_ascii())?;
+    f.allowed[i].then_some(i)
+}
+
 /// `name`'s value in one `Cookie` header (`a=1; b=2`).
 fn cookie_value<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
     header.split(|&b| b == b';').find_map(|pair| {

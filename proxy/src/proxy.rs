@@ -16,7 +16,7 @@ use serin_control::{Live, RouteSnap, Snapshot};
 use crate::body::{keep, ClientBody, Kept, UpstreamBody};
 use crate::classify::BodyFault;
 use crate::error::{answer, closing_error, rescue, ProxyBody, ProxyError};
-use crate::fallback::{walk, Outgoing, Walk};
+use crate::fallback::{walk, Count, Outgoing, Walk};
 use crate::headers::{self, Peer};
 use crate::upstream::Upstreams;
 use crate::{host, smuggling};
@@ -45,7 +45,7 @@ impl Proxy {
     pub(crate) fn new(live: Arc<Live>, limits: &Limits) -> Self {
         Self {
             live,
-            upstreams: Upstreams::new(limits.upstream_connect_timeout),
+            upstreams: Upstreams::new(limits),
             body_timeout: limits.body_read_timeout,
             trusted: limits.trusted_proxies.clone().into(),
             limits: limits.clone(),
@@ -101,7 +101,18 @@ impl Proxy {
             start: Instant::now(),
             outcome: Outcome::ClientAbort,
         };
-        let first = pick::pick(route, req.headers());
+        // A tester's request naming an allowed version goes there (and is
+        // counted apart); every other request is picked by weight.
+        let (first, count) = match pick::forced(route, req.headers()) {
+            Some(i) => (
+                i,
+                match route.force.as_ref().is_some_and(|f| f.rules_include_forced) {
+                    true => Count::Both,
+                    false => Count::Forced,
+                },
+            ),
+            None => (pick::pick(route, req.headers()), Count::Own),
+        };
 
         let upgrade = headers::is_upgrade(req.headers(), |p| self.limits.allows_upgrade(p));
         let asked = upgrade
@@ -151,6 +162,7 @@ impl Proxy {
             upload,
             upgrade: asked,
             fwd,
+            count,
         };
 
         let (resp, outcome) = match walk(self.upstreams.get(), route, first, out).await {

@@ -53,9 +53,6 @@ use serin_control::VersionSnap;
 /// Idle upstream connections are closed after this.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
-/// Idle connections kept per authority; more are closed when they come back.
-const MAX_IDLE: usize = 1024;
-
 /// TCP keepalive probes start after this much silence.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
@@ -75,6 +72,9 @@ pub(crate) struct UpstreamClient {
 #[derive(Debug)]
 pub(crate) struct Pool {
     connect_timeout: Duration,
+    /// Idle connections kept per key (`[limits] upstream_max_idle`); more
+    /// are closed when they come back.
+    max_idle: usize,
     idle: Mutex<Vec<(Key, Vec<Idle>)>>,
     /// One HTTP/2 connection per HTTP/2 version, shared by this thread's
     /// requests to it.
@@ -151,14 +151,17 @@ pub(crate) enum UpstreamError {
 
 impl Upstreams {
     /// One client per core (at most 16): a thread keeps to its own.
-    /// Connects give up after `connect_timeout` (`[limits]`).
-    pub(crate) fn new(connect_timeout: Duration) -> Self {
+    /// Connects give up after `upstream_connect_timeout`; each keeps
+    /// `upstream_max_idle` idle connections per version (`[limits]`).
+    pub(crate) fn new(limits: &serin_config::Limits) -> Self {
         let n = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(1, 16);
         Self {
             clients: (0..n)
-                .map(|_| UpstreamClient::new(connect_timeout))
+                .map(|_| {
+                    UpstreamClient::new(limits.upstream_connect_timeout, limits.upstream_max_idle)
+                })
                 .collect(),
         }
     }
@@ -189,11 +192,13 @@ fn thread_index() -> usize {
 impl UpstreamClient {
     /// A client whose connect attempts give up after `connect_timeout`, so
     /// an unreachable version fails fast and the chain moves on; the
-    /// attempt's clock (`fallback::Clock`) bounds the rest.
-    pub(crate) fn new(connect_timeout: Duration) -> Self {
+    /// attempt's clock (`fallback::Clock`) bounds the rest. At most
+    /// `max_idle` idle connections are kept per version.
+    pub(crate) fn new(connect_timeout: Duration, max_idle: usize) -> Self {
         Self {
             pool: Arc::new(Pool {
                 connect_timeout,
+                max_idle,
                 idle: Mutex::new(Vec::new()),
                 h2: Mutex::new(Vec::new()),
                 sweeping: std::sync::atomic::AtomicBool::new(false),
@@ -557,7 +562,7 @@ impl Pool {
             .position(|i| now.duration_since(i.since) < POOL_IDLE)
             .unwrap_or(stack.len());
         stack.drain(..fresh);
-        if stack.len() < MAX_IDLE {
+        if stack.len() < self.max_idle {
             stack.push(Idle { conn, since: now });
         }
     }

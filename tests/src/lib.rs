@@ -144,7 +144,7 @@ impl TestEnv {
         let weights = weights.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
         let draft = serin_control::event::Draft::new(
             serin_control::event::Actor::Api,
-            "weights_changed",
+            serin_control::event::EventKind::WeightsChanged,
             "test",
         );
         self.live.set_weights(route, &weights, draft).map(drop)

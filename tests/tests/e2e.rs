@@ -14,12 +14,15 @@ mod e2e {
     mod engine;
     mod failures;
     mod fallback;
+    mod forced;
     mod forwarded;
     mod headers;
     mod health;
+    mod metrics;
     mod notify;
     mod pool;
     mod reload;
+    mod rollout;
     mod routing;
     mod slow_clients;
     mod smuggling;

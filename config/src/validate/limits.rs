@@ -79,6 +79,12 @@ pub(super) fn limits(cx: &mut Ctx<'_>, raw: Option<&RawLimits>) -> Limits {
             "upstream_connect_timeout",
             d.upstream_connect_timeout,
         ),
+        upstream_max_idle: cx.int(
+            raw.upstream_max_idle.as_ref(),
+            "upstream_max_idle",
+            0,
+            d.upstream_max_idle,
+        ),
         drain_timeout: cx.duration(raw.drain_timeout.as_ref(), "drain_timeout", d.drain_timeout),
         trusted_proxies,
         upgrades,

@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use super::{resilience, rollback, Ctx};
-use crate::model::{HostMatch, Route, Sticky, Version};
-use crate::raw::{Number, RawRoute, RawVersion, Str};
+use crate::model::{Force, HostMatch, Route, Sticky, Version};
+use crate::raw::{Number, RawOverride, RawRoute, RawVersion, Str};
 use crate::tls::{Field, Settings};
 use crate::UpstreamTls;
+use toml::Spanned;
 
 /// Validates every route; route names are unique across the file.
 pub(super) fn routes(cx: &mut Ctx<'_>, raw: &[RawRoute]) -> Vec<Route> {
@@ -61,6 +62,7 @@ fn route(cx: &mut Ctx<'_>, raw: &RawRoute) -> Route {
         .as_ref()
         .map(|r| rollback::rollback(cx, r, &raw.versions));
     let rollout = raw.rollout.as_ref().map(|r| rollback::rollout(cx, r));
+    let force = raw.force.as_ref().map(|f| force(cx, f, raw));
     Route {
         name,
         hosts,
@@ -73,7 +75,70 @@ fn route(cx: &mut Ctx<'_>, raw: &RawRoute) -> Route {
         health_check,
         rollback,
         rollout,
+        force,
     }
+}
+
+/// `[routes.override]`: a header or a cookie (or both), and versions of
+/// this route to allow.
+fn force(cx: &mut Ctx<'_>, raw: &Spanned<RawOverride>, route: &RawRoute) -> Force {
+    let f = raw.get_ref();
+    let header = f.header.as_ref().and_then(|h| {
+        cx.check(h, |s| {
+            http::HeaderName::from_bytes(s.as_bytes())
+                .map_err(|_| format!("override header: `{s}` is not a valid header name"))
+        })
+    });
+    let cookie = f.cookie.as_ref().and_then(|c| {
+        cx.check(c, |s| {
+            cookie_name(s)
+                .then(|| s.clone())
+                .ok_or_else(|| format!("override cookie: `{s}` is not a valid cookie name"))
+        })
+    });
+    if f.header.is_none() && f.cookie.is_none() {
+        cx.error(
+            raw.span(),
+            "[routes.override] needs `header` or `cookie`: where a request names its version"
+                .to_owned(),
+        );
+    }
+    if f.allow.is_empty() {
+        cx.error(
+            raw.span(),
+            "[routes.override] allows no version: list the versions testers may reach in `allow`"
+                .to_owned(),
+        );
+    }
+    let allow = f
+        .allow
+        .iter()
+        .filter_map(|v| {
+            cx.check(v, |s| {
+                if route.versions.iter().any(|rv| rv.name.get_ref() == s) {
+                    Ok(s.clone())
+                } else {
+                    Err(format!(
+                        "override allows `{s}`, which is not a version of this route"
+                    ))
+                }
+            })
+        })
+        .collect();
+    Force {
+        header,
+        cookie,
+        allow,
+        rules_include_forced: f.rules_include_forced.unwrap_or(false),
+    }
+}
+
+/// RFC 6265: a cookie name is an HTTP token.
+fn cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }
 
 /// Route and version names appear in URLs of the admin API, JSON keys and
@@ -152,12 +217,7 @@ fn sticky(s: &str) -> Result<Sticky, String> {
             .map(Sticky::Header)
             .map_err(|_| format!("`{name}` is not a valid header name")),
         "cookie" => {
-            // RFC 6265: a cookie name is an HTTP token.
-            let token = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
-            if token {
+            if cookie_name(name) {
                 Ok(Sticky::Cookie(name.to_owned()))
             } else {
                 Err(format!("`{name}` is not a valid cookie name"))

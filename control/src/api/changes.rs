@@ -15,7 +15,7 @@ use super::body::{JsonBody, OptionalJson};
 use super::status::{route_status, RouteStatus};
 use super::{blocking, ApiError, ApiState, ErrorBody};
 use crate::engine::{self, RollbackMode};
-use crate::event::{Actor, Draft, Event};
+use crate::event::{Actor, Draft, Event, EventKind};
 
 /// Weights above this are refused: shares are ratios, and huge values only
 /// lose precision.
@@ -60,6 +60,10 @@ fn weights_schema() -> utoipa::openapi::Object {
 pub(crate) struct RollbackRequest {
     #[serde(default)]
     mode: Mode,
+    /// All of the route's traffic to this version (immediate only);
+    /// default: the canaries to 0, their share to the stable version.
+    #[serde(default)]
+    to: Option<String>,
     #[serde(default)]
     reason: Option<String>,
 }
@@ -127,7 +131,7 @@ pub(crate) async fn weights(
     let live = st.live.clone();
     let r = route.clone();
     let event = blocking(move || {
-        let draft = Draft::new(Actor::Api, "weights_changed", reason);
+        let draft = Draft::new(Actor::Api, EventKind::WeightsChanged, reason);
         live.set_weights(&r, &req.weights, draft)
     })
     .await?;
@@ -146,6 +150,7 @@ pub(crate) async fn weights(
         (status = 409, description = "nothing to roll back", body = ErrorBody),
         (status = 413, description = "body too large", body = ErrorBody),
         (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 422, description = "`to` names no version of the route, or comes with gradual", body = ErrorBody),
     ))]
 pub(crate) async fn rollback(
     State(st): State<ApiState>,
@@ -159,7 +164,17 @@ pub(crate) async fn rollback(
     let reason = req.reason.unwrap_or_else(|| "rolled back by hand".into());
     let live = st.live.clone();
     let r = route.clone();
-    let event = blocking(move || engine::rollback(&live, &r, mode, Actor::Api, &reason)).await?;
+    let event = match req.to {
+        Some(_) if mode == RollbackMode::Gradual => {
+            return Err(ApiError::Unprocessable(
+                "to: a rollback to a chosen version is immediate; leave mode out".into(),
+            ))
+        }
+        Some(to) => {
+            blocking(move || engine::rollback_to(&live, &r, &to, Actor::Api, &reason)).await?
+        }
+        None => blocking(move || engine::rollback(&live, &r, mode, Actor::Api, &reason)).await?,
+    };
     answer(&st, &route, event)
 }
 

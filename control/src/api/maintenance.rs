@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::body::JsonBody;
 use super::{blocking, ApiError, ApiState, ErrorBody};
-use crate::event::{Actor, Draft, Event};
+use crate::event::{Actor, Draft, Event, EventKind};
 
 /// The longest maintenance message accepted, in characters.
 const MAX_MESSAGE: usize = 4096;
@@ -74,8 +74,8 @@ pub(crate) async fn maintenance(
         }));
     }
     let (kind, reason) = match &message {
-        Some(m) => ("maintenance_on", format!("maintenance on: {m}")),
-        None => ("maintenance_off", "maintenance off".to_owned()),
+        Some(m) => (EventKind::MaintenanceOn, format!("maintenance on: {m}")),
+        None => (EventKind::MaintenanceOff, "maintenance off".to_owned()),
     };
     let live = st.live.clone();
     let next = message.clone();

@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{changes, drills, events, maintenance, revisions, stats, status};
+use super::{changes, drills, events, incidents, maintenance, revisions, stats, status};
 
 /// The admin API's OpenAPI 3 document.
 #[derive(OpenApi)]
@@ -36,6 +36,8 @@ use super::{changes, drills, events, maintenance, revisions, stats, status};
         maintenance::maintenance,
         drills::start,
         drills::report,
+        incidents::list,
+        incidents::one,
         document,
     ),
     modifiers(&Bearer),

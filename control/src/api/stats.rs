@@ -28,6 +28,12 @@ pub(crate) struct RouteStats {
     route: String,
     window_s: f64,
     versions: BTreeMap<String, VersionStatsJson>,
+    /// Per version, the requests that forced it (`[routes.override]`):
+    /// apart from `versions`, which rules judge (unless the route's
+    /// `rules_include_forced` counts them there too). Absent without
+    /// `[routes.override]`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    forced: BTreeMap<String, VersionStatsJson>,
     /// End to end, as the clients saw it.
     route_total: VersionStatsJson,
 }
@@ -91,6 +97,16 @@ pub(crate) async fn stats(
             .versions
             .iter()
             .map(|v| (v.name.to_string(), to_json(&v.stats.window(window))))
+            .collect(),
+        forced: route
+            .versions
+            .iter()
+            .filter_map(|v| {
+                Some((
+                    v.name.to_string(),
+                    to_json(&v.forced.as_ref()?.window(window)),
+                ))
+            })
             .collect(),
         route_total: to_json(&route.stats.window(window)),
     }))

@@ -81,7 +81,12 @@ pub(crate) fn route_status(st: &ApiState, r: &RouteSnap) -> RouteStatus {
     RouteStatus {
         name: r.name.to_string(),
         state: r.phase.as_str(),
-        verdict: st.live.shared().verdicts.get(&r.name),
+        verdict: st
+            .live
+            .shared()
+            .verdicts
+            .get(&r.name)
+            .map(|v| v.to_string()),
         weights: r
             .versions
             .iter()

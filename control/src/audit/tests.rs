@@ -1,11 +1,12 @@
 use super::*;
-use crate::event::{Actor, Draft, Events};
+use crate::event::{Actor, Draft, EventKind, Events};
 
 fn write_log(dir: &Path, n: usize) -> PathBuf {
     let events = Events::open(dir).unwrap();
     for i in 0..n {
-        events
-            .record(Draft::new(Actor::Api, "weights_changed", format!("change {i}")).route("svc"));
+        events.record(
+            Draft::new(Actor::Api, EventKind::WeightsChanged, format!("change {i}")).route("svc"),
+        );
     }
     dir.join("audit.log")
 }
@@ -17,7 +18,7 @@ fn a_real_log_verifies_and_reopens_in_sequence() {
     assert_eq!(verify(&path).unwrap(), 5);
     // Reopening continues the chain and the sequence.
     let events = Events::open(dir.path()).unwrap();
-    let e = events.record(Draft::new(Actor::Engine, "paused", "x"));
+    let e = events.record(Draft::new(Actor::Engine, EventKind::Paused, "x"));
     assert_eq!(e.seq, 6);
     assert_eq!(verify(&path).unwrap(), 6);
     assert_eq!(events.since(0, None).len(), 6);
@@ -57,6 +58,6 @@ fn a_torn_last_line_is_dropped_on_open() {
     std::fs::write(&path, text).unwrap();
     let events = Events::open(dir.path()).unwrap();
     assert_eq!(events.since(0, None).len(), 2);
-    events.record(Draft::new(Actor::Api, "resumed", "after a crash"));
+    events.record(Draft::new(Actor::Api, EventKind::Resumed, "after a crash"));
     assert_eq!(verify(&path).unwrap(), 3);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::BreakerState;
-use crate::event::{Actor, Draft};
+use crate::event::{Actor, Draft, EventKind};
 use crate::{Live, RouteSnap, VersionSnap};
 
 /// How often breakers are evaluated: well under a second, so a failing
@@ -47,7 +47,7 @@ pub fn check(live: &Live, seen: &mut Seen) {
                         live,
                         route,
                         v,
-                        "breaker_closed",
+                        EventKind::BreakerClosed,
                         "breaker settings removed",
                         "open",
                         "closed",
@@ -94,7 +94,7 @@ fn evaluate(live: &Live, route: &RouteSnap, v: &VersionSnap, cfg: &serin_config:
                 w.errors
             );
             live.shared().events.record(
-                Draft::new(Actor::Engine, "breaker_opened", reason)
+                Draft::new(Actor::Engine, EventKind::BreakerOpened, reason)
                     .route(&route.name)
                     .version(&v.name)
                     .change(json!("closed"), json!("open")),
@@ -117,8 +117,8 @@ fn note_change(
     now: BreakerState,
 ) {
     let (kind, reason) = match now {
-        BreakerState::Closed => ("breaker_closed", "half-open probes succeeded"),
-        BreakerState::Open => ("breaker_opened", "a half-open probe failed"),
+        BreakerState::Closed => (EventKind::BreakerClosed, "half-open probes succeeded"),
+        BreakerState::Open => (EventKind::BreakerOpened, "a half-open probe failed"),
         // Half-opening is not an event of its own: it only lets probes through.
         BreakerState::HalfOpen => return,
     };
@@ -129,7 +129,7 @@ fn record(
     live: &Live,
     route: &RouteSnap,
     v: &VersionSnap,
-    kind: &'static str,
+    kind: EventKind,
     reason: &str,
     before: &str,
     after: &str,

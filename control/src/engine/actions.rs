@@ -3,13 +3,12 @@
 //! `Live::update` calls, so each change is saved, audited and swapped.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use serin_config::{Config, Route};
 
 use super::RollbackMode;
-use crate::event::{Actor, Draft, Event};
-use crate::persist::{LiveState, Phase};
+use crate::event::{Actor, Draft, Event, EventKind};
+use crate::persist::{now, LiveState, Phase};
 use crate::{Live, LiveError};
 
 /// The route's configuration.
@@ -92,10 +91,6 @@ fn round(w: f64) -> f64 {
     (w * 1e6).round() / 1e6
 }
 
-fn now() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
 fn canary_id(route: &Route, name: &str) -> Option<(String, String)> {
     route
         .versions
@@ -139,13 +134,22 @@ pub(super) fn rollback(
                 return Err(no_canary());
             }
             live.shared().events.record(
-                Draft::new(actor, "rollback_started", format!("{reason}; immediate")).route(route),
+                Draft::new(
+                    actor,
+                    EventKind::RollbackStarted,
+                    format!("{reason}; immediate"),
+                )
+                .route(route),
             );
             crate::metrics::rollback(route, "immediate");
             complete(live, route, actor, reason)
         }
         RollbackMode::Gradual => {
-            let draft = Draft::new(actor, "rollback_started", format!("{reason}; gradual"));
+            let draft = Draft::new(
+                actor,
+                EventKind::RollbackStarted,
+                format!("{reason}; gradual"),
+            );
             let started = live.update(draft.route(route), |config, state| {
                 let r = route_cfg(config, route)?;
                 let cs = canaries(r, state);
@@ -189,6 +193,61 @@ fn gradual_steps(r: &Route) -> Result<Vec<f64>, LiveError> {
         })
 }
 
+/// All traffic to `to` (see `engine::rollback_to`).
+pub(super) fn rollback_to(
+    live: &Live,
+    route: &str,
+    to: &str,
+    actor: Actor,
+    reason: &str,
+) -> Result<Event, LiveError> {
+    // The same checks as in the change, before `rollback_started` is
+    // recorded: a refused call leaves no event.
+    check_to(route_cfg(&live.config(), route)?, &live.state(), to)?;
+    let draft = Draft::new(
+        actor,
+        EventKind::RollbackStarted,
+        format!("{reason}; all traffic to {to}"),
+    );
+    live.shared().events.record(draft.route(route));
+    crate::metrics::rollback(route, "immediate");
+    live.update(
+        Draft::new(
+            actor,
+            EventKind::RollbackCompleted,
+            format!("{reason}; all traffic to {to}"),
+        )
+        .route(route),
+        |config, state| {
+            let r = route_cfg(config, route)?;
+            check_to(r, state, to)?;
+            let cs = canaries(r, state);
+            let out = state.weights.entry(route.to_owned()).or_default();
+            for v in &r.versions {
+                out.insert(v.name.clone(), if v.name == to { 100.0 } else { 0.0 });
+            }
+            let canary = cs.iter().find(|c| *c != to).and_then(|c| canary_id(r, c));
+            set_phase(state, route, Phase::RolledBack, None, canary);
+            Ok(())
+        },
+    )
+    .inspect(|_| crate::incident::close(live, route, actor))
+}
+
+/// `to` is a version of `r` other than its only canary.
+fn check_to(r: &Route, state: &LiveState, to: &str) -> Result<(), LiveError> {
+    if !r.versions.iter().any(|v| v.name == to) {
+        return Err(LiveError::NoVersion(r.name.clone(), to.to_owned()));
+    }
+    if canaries(r, state) == [to] {
+        return Err(LiveError::Refused(format!(
+            "{to} is the canary of route {}: roll back to another version, or promote it",
+            r.name
+        )));
+    }
+    Ok(())
+}
+
 /// Takes the canaries of `route` to 0 at once: the end of any rollback.
 pub(super) fn complete(
     live: &Live,
@@ -197,7 +256,7 @@ pub(super) fn complete(
     reason: &str,
 ) -> Result<Event, LiveError> {
     live.update(
-        Draft::new(actor, "rollback_completed", reason).route(route),
+        Draft::new(actor, EventKind::RollbackCompleted, reason).route(route),
         |config, state| {
             let r = route_cfg(config, route)?;
             let cs = canaries(r, state);
@@ -207,6 +266,7 @@ pub(super) fn complete(
             Ok(())
         },
     )
+    .inspect(|_| crate::incident::close(live, route, actor))
 }
 
 /// One gradual-rollback step down (to `step`).
@@ -217,7 +277,7 @@ pub(super) fn rollback_step(
     reason: &str,
 ) -> Result<Event, LiveError> {
     live.update(
-        Draft::new(Actor::Engine, "rollback_step", reason).route(route),
+        Draft::new(Actor::Engine, EventKind::RollbackStep, reason).route(route),
         |config, state| {
             let r = route_cfg(config, route)?;
             let steps = gradual_steps(r)?;
@@ -244,7 +304,7 @@ pub(super) fn promote(
     actor: Actor,
     reason: &str,
 ) -> Result<Event, LiveError> {
-    let draft = Draft::new(actor, "rollout_step", reason).route(route);
+    let draft = Draft::new(actor, EventKind::RolloutStep, reason).route(route);
     live.update_with(draft, |config, state, draft| {
         let r = route_cfg(config, route)?;
         let rs = state.routes.get(route).cloned().unwrap_or_default();
@@ -287,25 +347,38 @@ pub(super) fn promote(
             Some(next.min(steps.len())),
             Some(canary),
         );
-        draft.kind = if promoted { "promoted" } else { "rollout_step" };
+        draft.kind = if promoted {
+            EventKind::Promoted
+        } else {
+            EventKind::RolloutStep
+        };
         draft.reason = format!("{}; canary to {}%", draft.reason, round(share * 100.0));
         Ok(())
     })
 }
 
-/// The rollout's canaries: live ones, else the file's (a route whose
-/// canary was rolled back and resumed).
+/// The rollout's canaries: the live ones, else those the file gives a
+/// weight (a route whose canary was rolled back and resumed), else the last
+/// version in the file other than the stable one — how a new version is
+/// written in: appended, at weight 0, for the rollout to bring in (a
+/// previous release kept at weight 0 for the fallback chain, above it, is
+/// not part of the rollout).
 fn rollout_canaries(r: &Route, state: &LiveState) -> Vec<String> {
     let live = canaries(r, state);
     if !live.is_empty() {
         return live;
     }
     let stable = stable_of(r);
-    r.versions
-        .iter()
-        .filter(|v| v.name != stable && v.weight > 0.0)
+    let others = r.versions.iter().filter(|v| v.name != stable);
+    let weighted: Vec<String> = others
+        .clone()
+        .filter(|v| v.weight > 0.0)
         .map(|v| v.name.clone())
-        .collect()
+        .collect();
+    if !weighted.is_empty() {
+        return weighted;
+    }
+    others.last().map(|v| v.name.clone()).into_iter().collect()
 }
 
 /// Freezes the rollout (or a gradual rollback).
@@ -316,7 +389,7 @@ pub(super) fn pause(
     reason: &str,
 ) -> Result<Event, LiveError> {
     live.update(
-        Draft::new(actor, "paused", reason).route(route),
+        Draft::new(actor, EventKind::Paused, reason).route(route),
         |config, state| {
             route_cfg(config, route)?;
             let rs = state.routes.entry(route.to_owned()).or_default();
@@ -349,7 +422,7 @@ pub(super) fn resume(
     reason: &str,
 ) -> Result<Event, LiveError> {
     live.update(
-        Draft::new(actor, "resumed", reason).route(route),
+        Draft::new(actor, EventKind::Resumed, reason).route(route),
         |config, state| {
             let r = route_cfg(config, route)?;
             let rs = state.routes.get(route).cloned().unwrap_or_default();

@@ -25,7 +25,7 @@ pub struct Evidence<'a> {
 /// A rule that holds, with the numbers that made it hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
-    /// E.g. `error_rate 0.31 > 0.10`.
+    /// E.g. `error_rate 31% > 10%`.
     pub text: String,
     /// Requests in the window, when the rule judged traffic.
     pub n: Option<u64>,
@@ -49,7 +49,7 @@ impl Hit {
         Self { text, n }
     }
 
-    /// `error_rate 0.31 > 0.10 held 2m0s (n=1840)`: the reason an action quotes.
+    /// `error_rate 31% > 10% held 2m0s (n=1840)`: the reason an action quotes.
     pub fn held(&self, confirm: Duration) -> String {
         let held = serin_config::format_duration(confirm);
         match self.n {
@@ -119,13 +119,8 @@ pub fn judge(rule: &Rule, ev: &Evidence<'_>) -> Option<Hit> {
             }
             let measured = measure(*metric, ev.canary)?;
             op.holds(measured, threshold).then(|| {
-                let text = format!(
-                    "{} {} {} {}",
-                    metric.name(),
-                    show(*metric, measured),
-                    op.symbol(),
-                    show(*metric, threshold)
-                );
+                let (m, t) = show(*metric, measured, threshold);
+                let text = format!("{} {m} {} {t}", metric.name(), op.symbol());
                 Hit::new(text, Some(ev.canary.requests))
             })
         }
@@ -151,12 +146,8 @@ fn judge_percentile(
     if n >= needed || matches!(op, Op::Lt | Op::Le) {
         let measured = w.percentile(q * 100.0)?.as_secs_f64();
         return op.holds(measured, threshold).then(|| {
-            let text = format!(
-                "{name} {} {} {}",
-                secs(measured),
-                op.symbol(),
-                secs(threshold)
-            );
+            let (m, t) = show(metric, measured, threshold);
+            let text = format!("{name} {m} {} {t}", op.symbol());
             Hit::new(text, Some(n))
         });
     }
@@ -167,8 +158,8 @@ fn judge_percentile(
         let text = format!(
             "{name} {} {}: {over} of {n} requests over {} (too few samples for a {name}; counted instead)",
             op.symbol(),
-            secs(threshold),
-            secs(threshold)
+            show(metric, threshold, threshold).1,
+            show(metric, threshold, threshold).1
         );
         Hit::new(text, None)
     })
@@ -181,7 +172,7 @@ fn quantile(metric: Metric) -> Option<f64> {
         Metric::P95 => Some(0.95),
         Metric::P99 => Some(0.99),
         Metric::P999 => Some(0.999),
-        _ => None,
+        Metric::ErrorRate | Metric::Availability | Metric::Rps | Metric::Mean => None,
     }
 }
 
@@ -192,24 +183,43 @@ pub fn measure(metric: Metric, w: &WindowStats) -> Option<f64> {
         Metric::Availability => w.availability(),
         Metric::Rps => Some(w.rps()),
         Metric::Mean => w.mean().map(|d| d.as_secs_f64()),
-        m => w.percentile(quantile(m)? * 100.0).map(|d| d.as_secs_f64()),
+        Metric::P50 | Metric::P90 | Metric::P95 | Metric::P99 | Metric::P999 => w
+            .percentile(quantile(metric)? * 100.0)
+            .map(|d| d.as_secs_f64()),
     }
 }
 
-fn show(metric: Metric, v: f64) -> String {
-    match metric {
-        Metric::ErrorRate | Metric::Availability => format!("{v:.2}"),
-        Metric::Rps => format!("{v:.1}/s"),
-        _ => secs(v),
-    }
+/// `measured` and `threshold` in the metric's unit, with as many decimals
+/// as it takes to tell them apart: a reason never reads `20% > 20%`. The
+/// threshold is written as the file would write it (no trailing zeros).
+fn show(metric: Metric, measured: f64, threshold: f64) -> (String, String) {
+    let at = |v: f64, d: usize| match metric {
+        Metric::ErrorRate | Metric::Availability => format!("{:.d$}%", v * 100.0),
+        Metric::Rps => format!("{:.d$}/s", v),
+        Metric::Mean | Metric::P50 | Metric::P90 | Metric::P95 | Metric::P99 | Metric::P999 => {
+            if v < 1.0 {
+                format!("{:.d$}ms", v * 1000.0)
+            } else {
+                format!("{:.*}s", d + 2, v)
+            }
+        }
+    };
+    let d = (0..6)
+        .find(|&d| at(measured, d) != at(threshold, d))
+        .unwrap_or(6);
+    (at(measured, d), trim(&at(threshold, d)))
 }
 
-fn secs(v: f64) -> String {
-    if v < 1.0 {
-        format!("{:.0}ms", v * 1000.0)
+/// `20.00%` → `20%`, `1.50s` → `1.5s`.
+fn trim(s: &str) -> String {
+    let unit = s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    let num = &s[..s.len() - unit.len()];
+    let num = if num.contains('.') {
+        num.trim_end_matches('0').trim_end_matches('.')
     } else {
-        format!("{v:.2}s")
-    }
+        num
+    };
+    format!("{num}{unit}")
 }
 
 #[cfg(test)]

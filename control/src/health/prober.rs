@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use super::probe::{self, Connector, ProbeTarget};
 use super::{Health, HealthState, Transition};
-use crate::event::{Actor, Draft};
+use crate::event::{Actor, Draft, EventKind};
 use crate::{Live, RouteSnap, Snapshot};
 
 /// How often the supervisor looks for a new table.
@@ -180,12 +180,12 @@ impl Prober {
             let reason = format!(
                 "every weighted version is unhealthy ({down}): traffic is sent as if all were healthy"
             );
-            self.record_route(route, "health_fail_open", reason);
+            self.record_route(route, EventKind::HealthFailOpen, reason);
         }
         for route in self.fail_open.difference(&still) {
             if let Some(r) = snap.routes.iter().find(|r| r.name == *route) {
                 let reason = "a weighted version is healthy again: unhealthy versions are skipped";
-                self.record_route(r, "health_fail_open_ended", reason.to_owned());
+                self.record_route(r, EventKind::HealthFailOpenEnded, reason.to_owned());
             }
         }
         self.fail_open = still;
@@ -233,7 +233,7 @@ impl Prober {
         }
     }
 
-    fn record_route(&self, route: &RouteSnap, kind: &'static str, reason: String) {
+    fn record_route(&self, route: &RouteSnap, kind: EventKind, reason: String) {
         self.live
             .shared()
             .events
@@ -273,7 +273,7 @@ fn probe_target(v: &crate::VersionSnap, path: &str) -> ProbeTarget {
 fn record(live: &Live, key: &Key, before: HealthState, after: HealthState, reason: &str) {
     crate::metrics::version_healthy(&key.0, &key.1, after);
     live.shared().events.record(
-        Draft::new(Actor::Engine, "health_changed", reason)
+        Draft::new(Actor::Engine, EventKind::HealthChanged, reason)
             .route(&key.0)
             .version(&key.1)
             .change(json!(before.as_str()), json!(after.as_str())),

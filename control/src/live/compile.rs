@@ -9,7 +9,8 @@ use http::HeaderValue;
 use serin_config::{Config, Fallback, Route, Version};
 
 use super::{
-    FallbackSnap, Maintenance, PickTable, RouteIndex, RouteSnap, Shared, Snapshot, VersionSnap,
+    FallbackSnap, ForceSnap, Maintenance, PickTable, RouteIndex, RouteSnap, Shared, Snapshot,
+    VersionSnap,
 };
 use crate::persist::{LiveState, Phase};
 
@@ -123,6 +124,16 @@ fn compile_route(
         breaker: route.breaker.clone(),
         stats: shared.telemetry.route(&route.name),
         phase,
+        force: route.force.as_ref().map(|f| ForceSnap {
+            header: f.header.clone(),
+            cookie: f.cookie.as_deref().map(Into::into),
+            allowed: route
+                .versions
+                .iter()
+                .map(|v| f.allow.contains(&v.name))
+                .collect(),
+            rules_include_forced: f.rules_include_forced,
+        }),
         versions,
     })
 }
@@ -192,6 +203,10 @@ fn compile_version(
         timeout: v.timeout,
         header,
         stats: shared.telemetry.version(&route.name, &v.name),
+        forced: route
+            .force
+            .as_ref()
+            .map(|_| shared.telemetry.forced(&route.name, &v.name)),
         breaker: shared.breakers.get(&route.name, &v.name),
         health: shared.health.get(&route.name, &v.name),
         fallback_counter,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Outcome, ReloadError, Reloader};
-use crate::event::{Actor, Draft};
+use crate::event::{Actor, Draft, EventKind};
 use crate::{Live, Shared};
 
 fn text(dir: &Path, v2: u32) -> String {
@@ -100,7 +100,7 @@ fn applies_skips_and_rejects() {
 fn live_weights_survive_where_the_file_did_not_change() {
     let dir = tempfile::tempdir().unwrap();
     let (live, reloader) = start(dir.path(), 10);
-    let draft = Draft::new(Actor::Api, "weights_changed", "t");
+    let draft = Draft::new(Actor::Api, EventKind::WeightsChanged, "t");
     let w = BTreeMap::from([("v1".to_owned(), 50.0), ("v2".to_owned(), 50.0)]);
     live.set_weights("svc", &w, draft).unwrap();
     std::fs::write(reloader.path(), text(dir.path(), 20)).unwrap();
@@ -131,7 +131,7 @@ fn restore_writes_the_file_back_and_drops_overrides() {
         reloader.restore("r1", Actor::Api),
         Err(ReloadError::NoRevision(_))
     ));
-    let draft = Draft::new(Actor::Api, "weights_changed", "t");
+    let draft = Draft::new(Actor::Api, EventKind::WeightsChanged, "t");
     live.set_weights("svc", &BTreeMap::from([("v1".to_owned(), 7.0)]), draft)
         .unwrap();
     let kept = reloader.revisions().bytes("r2").unwrap().unwrap();
@@ -152,7 +152,7 @@ fn restore_writes_the_file_back_and_drops_overrides() {
 fn a_file_changed_while_stopped_is_a_new_revision() {
     let dir = tempfile::tempdir().unwrap();
     let (live, reloader) = start(dir.path(), 10);
-    let draft = Draft::new(Actor::Api, "weights_changed", "t");
+    let draft = Draft::new(Actor::Api, EventKind::WeightsChanged, "t");
     live.set_weights("svc", &BTreeMap::from([("v2".to_owned(), 0.0)]), draft)
         .unwrap();
     drop((live, reloader));
@@ -180,12 +180,12 @@ fn weights_by_hand_bring_a_rolled_back_canary_back_under_the_engine() {
     assert_eq!(weight(&live, "v2"), 0.0);
 
     // Weights that leave the canary at 0 keep the route rolled back.
-    let draft = Draft::new(Actor::Api, "weights_changed", "more v1");
+    let draft = Draft::new(Actor::Api, EventKind::WeightsChanged, "more v1");
     live.set_weights("svc", &BTreeMap::from([("v1".to_owned(), 50.0)]), draft)
         .unwrap();
     assert_eq!(live.state().routes["svc"].phase, Phase::RolledBack);
 
-    let draft = Draft::new(Actor::Api, "weights_changed", "fixed in v2.0.1");
+    let draft = Draft::new(Actor::Api, EventKind::WeightsChanged, "fixed in v2.0.1");
     let event = live
         .set_weights("svc", &BTreeMap::from([("v2".to_owned(), 5.0)]), draft)
         .unwrap();
@@ -205,11 +205,11 @@ fn a_change_whose_audit_line_a_crash_lost_is_appended_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("state/audit.log");
     let (live, reloader) = start(dir.path(), 10);
-    let draft = Draft::new(Actor::Api, "weights_changed", "first");
+    let draft = Draft::new(Actor::Api, EventKind::WeightsChanged, "first");
     live.set_weights("svc", &BTreeMap::from([("v2".to_owned(), 0.0)]), draft)
         .unwrap();
     let one_change = std::fs::read_to_string(&log).unwrap();
-    let draft = Draft::new(Actor::Api, "weights_changed", "second");
+    let draft = Draft::new(Actor::Api, EventKind::WeightsChanged, "second");
     let second = live
         .set_weights("svc", &BTreeMap::from([("v2".to_owned(), 5.0)]), draft)
         .unwrap();

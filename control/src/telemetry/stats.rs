@@ -36,7 +36,8 @@ pub struct VersionStats {
     shards: Shards,
     /// Folded slots. Taken by the fold and by readers, never by `record`.
     ring: Mutex<Ring>,
-    exports: Exports,
+    /// `None` for forced requests' stats: they are not in Prometheus.
+    exports: Option<Exports>,
 }
 
 /// The fold's reusable histograms, one set per registry, so a tick
@@ -58,11 +59,12 @@ impl VersionStats {
         version: Option<Arc<str>>,
         enabled: Arc<AtomicBool>,
         settings: Settings,
+        export: bool,
     ) -> Self {
-        let exports = match &version {
+        let exports = export.then(|| match &version {
             Some(v) => Exports::version(&route, v),
             None => Exports::route(&route),
-        };
+        });
         Self {
             shards: Shards::new(settings.shards),
             route,
@@ -195,7 +197,9 @@ impl VersionStats {
         }
         if !counts.is_empty() {
             let samples = Packed::pack(&scratch.acc, &mut scratch.buf);
-            self.exports.publish(counts.by_outcome(), samples.iter());
+            if let Some(e) = &self.exports {
+                e.publish(counts.by_outcome(), samples.iter());
+            }
             ring.push(Slot {
                 end: now,
                 counts,

@@ -45,6 +45,79 @@ pub(super) fn change(v: &Value) {
     }
 }
 
+/// `serin incidents`: one line per incident.
+pub(super) fn incidents(v: &Value) {
+    let list: Vec<&Value> = match v["incidents"].as_array() {
+        Some(a) => a.iter().collect(),
+        None => vec![v],
+    };
+    let secs = |x: &Value| {
+        x.as_f64()
+            .map_or_else(|| "—".to_owned(), |s| format!("{s:.2}s"))
+    };
+    let mut rows = vec![row(&[
+        "ID",
+        "ROUTE",
+        "OPENED",
+        "CLOSED",
+        "BY",
+        "DETECT",
+        "DECIDE",
+        "ROLLBACK",
+        "CLIENT ERRORS",
+        "TRIGGER",
+    ])];
+    for i in list {
+        rows.push(row(&[
+            &text(&i["id"]),
+            &text(&i["route"]),
+            &text(&i["opened"]),
+            &text(&i["closed"]),
+            &text(&i["actor"]),
+            &secs(&i["detection_s"]),
+            &secs(&i["decision_s"]),
+            &secs(&i["rollback_s"]),
+            &format!(
+                "{} of {}",
+                text(&i["client_errors"]),
+                text(&i["client_requests"])
+            ),
+            &text(&i["trigger"]),
+        ]));
+    }
+    table(&rows);
+}
+
+/// `serin drill`: the timings and the client-visible errors.
+pub(super) fn drill(v: &Value) {
+    let secs = |k: &str| {
+        v[k].as_f64()
+            .map_or_else(|| "—".to_owned(), |s| format!("{s:.2} s"))
+    };
+    println!(
+        "drill {} ({}): {} on {}/{}",
+        text(&v["id"]),
+        text(&v["state"]),
+        text(&v["spec"]["scenario"]),
+        text(&v["spec"]["route"]),
+        text(&v["spec"]["version"])
+    );
+    table(&[
+        row(&["detection (fault → breach)", &secs("detection_s")]),
+        row(&["decision (breach → action)", &secs("decision_s")]),
+        row(&["rollback (action → canary at 0)", &secs("rollback_s")]),
+        row(&["fault → canary at 0", &secs("total_s")]),
+        row(&[
+            "client errors",
+            &format!(
+                "{} of {}",
+                text(&v["client_errors"]),
+                text(&v["client_requests"])
+            ),
+        ]),
+    ]);
+}
+
 /// `serin revisions`: `*` marks the revision in force.
 pub(super) fn revisions(v: &Value) {
     let current = v["current"].as_str().unwrap_or("");

@@ -180,5 +180,15 @@ impl Screen {
                 );
             }
         }
+        // The incident report, as `serin incidents ID` prints it (its
+        // timeline is the one above).
+        if let Some(i) = serin_control::incident::list(&events).pop() {
+            println!("\nIncident report (serin incidents {}):\n", i.id);
+            let md = serin_control::incident::markdown(&i);
+            let head = md.split("## Timeline").next().unwrap_or(&md);
+            for line in head.lines() {
+                println!("  {line}");
+            }
+        }
     }
 }

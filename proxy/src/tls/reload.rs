@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serin_control::event::{Actor, Draft};
+use serin_control::event::{Actor, Draft, EventKind};
 use serin_control::Live;
 use tokio::task::JoinHandle;
 
@@ -49,13 +49,13 @@ pub(crate) fn spawn_reload(tls: Tls, live: Arc<Live>) -> JoinHandle<()> {
                     tracing::info!(cert = %tls.cert.display(), "TLS certificate reloaded");
                     Draft::new(
                         Actor::File,
-                        "tls_reloaded",
+                        EventKind::TlsReloaded,
                         format!("{} reloaded", tls.cert.display()),
                     )
                 }
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "TLS certificate rejected; the previous one keeps serving");
-                    Draft::new(Actor::File, "tls_rejected", e.to_string())
+                    Draft::new(Actor::File, EventKind::TlsRejected, e.to_string())
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "TLS reload task failed");

@@ -23,10 +23,11 @@ pub(crate) struct ProbeConnector {
 
 impl ProbeConnector {
     /// Connects give up after `connect_timeout`, as requests' do; the
-    /// probe's own timeout bounds the whole probe.
+    /// probe's own timeout bounds the whole probe. One probe at a time
+    /// per version: two idle connections each are enough.
     pub(crate) fn new(connect_timeout: std::time::Duration) -> Self {
         Self {
-            client: UpstreamClient::new(connect_timeout),
+            client: UpstreamClient::new(connect_timeout, 2),
         }
     }
 }

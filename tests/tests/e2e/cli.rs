@@ -161,6 +161,48 @@ async fn maintenance_revisions_reload_and_rollback() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let j: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["route"]["weights"]["v2"], 10);
+
+    let o = serin(
+        &admin,
+        &["rollback", "svc", "--to", "v1", "--json", t[0], t[1]],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["event"]["after"]["v1"], 100);
+    assert_eq!(
+        j["event"]["reason"],
+        "rolled back by hand; all traffic to v1"
+    );
+    let o = serin(&admin, &["resume", "svc", t[0], t[1]]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // The first drill of the process is d1; --id prints its report again.
+    let o = serin(
+        &admin,
+        &[
+            "drill",
+            "svc",
+            "v2",
+            "--duration",
+            "2s",
+            "--no-wait",
+            t[0],
+            t[1],
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("drill d1 (running): inject_errors on svc/v2"),
+        "{}",
+        stdout(&o)
+    );
+    let o = serin(&admin, &["drill", "--id", "d1"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("client errors"), "{}", stdout(&o));
+    let o = serin(&admin, &["drill", "--id", "d9"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     env.stop().await;
 }
 

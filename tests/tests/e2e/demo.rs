@@ -26,11 +26,15 @@ async fn the_demo_tells_the_story_and_exits_0() {
     );
     for step in [
         "rollout started",
+        "x-serin-version: v1.5 (weight 0) → 200 OK from v1.5",
         "v2 starts failing",
         "BREACH detected",
         "ROLLBACK done: v2 weight 0",
         "Incident timeline",
         "recovered",
+        "Incident report (serin incidents i",
+        "- Client-visible errors: 0 of ",
+        "## Evidence",
     ] {
         assert!(
             text.contains(step),

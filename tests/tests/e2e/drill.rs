@@ -151,3 +151,126 @@ async fn drills_need_the_token_and_a_known_version() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drills_rollback_opens_an_incident_with_its_report() {
+    let v1 = FakeVersion::start("v1").unwrap();
+    let v2 = FakeVersion::start("v2").unwrap();
+    let env = TestEnv::start(&table(&v1.url(), &v2.url())).await;
+    let (_, load) = drill::run(DrillConfig {
+        admin: env.admin_url(""),
+        token: Some(TOKEN.into()),
+        route: "svc".into(),
+        version: "v2".into(),
+        scenario: "inject_errors".into(),
+        rate: 1.0,
+        latency: "1s".into(),
+        duration: Duration::from_secs(5),
+        traffic: Some((env.url("/").parse().unwrap(), 150.0)),
+    })
+    .await
+    .unwrap();
+    assert_eq!(load.unwrap().errors, 0);
+    let client = TestClient::http1();
+    let list = client
+        .get(&env.admin_url("/api/v1/incidents?route=svc"), &[])
+        .await
+        .json();
+    let all = list["incidents"].as_array().unwrap();
+    assert_eq!(all.len(), 1, "{list}");
+    let i = &all[0];
+    let id = i["id"].as_str().unwrap();
+    assert!(id.starts_with('i'), "{i}");
+    assert_eq!(i["route"], "svc");
+    assert_eq!(i["actor"], "engine");
+    assert!(
+        i["trigger"]
+            .as_str()
+            .unwrap()
+            .starts_with("critical: error_rate 100% > 10% held 1s (n="),
+        "{i}"
+    );
+    for k in ["detection_s", "decision_s", "rollback_s"] {
+        assert!(i[k].as_f64().is_some(), "no {k}: {i}");
+    }
+    assert!(i["decision_s"].as_f64().unwrap() >= 1.0, "{i}");
+    assert_eq!(i["client_errors"], 0, "{i}");
+    assert!(i["client_requests"].as_u64().unwrap() > 0, "{i}");
+    assert_eq!(i["before"]["v2"], 20, "{i}");
+    assert_eq!(i["after"]["v2"], 0, "{i}");
+    assert_eq!(i["after"]["v1"], 100, "{i}");
+    assert!(!i["closed"].is_null(), "{i}");
+    let kinds: Vec<&str> = i["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "drill_started",
+        "level_breached",
+        "rollback_started",
+        "rollback_completed",
+        "incident_closed",
+    ] {
+        assert!(kinds.contains(&k), "no {k} in {kinds:?}");
+    }
+    assert_eq!(kinds.first(), Some(&"drill_started"), "{kinds:?}");
+
+    let md = client
+        .get(
+            &env.admin_url(&format!("/api/v1/incidents/{id}?format=markdown")),
+            &[],
+        )
+        .await;
+    assert_eq!(md.status, 200);
+    assert_eq!(
+        md.header("content-type"),
+        Some("text/markdown; charset=utf-8")
+    );
+    let md = md.text();
+    for part in [
+        &format!("# Incident {id} on route `svc`"),
+        "## Impact",
+        "- Client-visible errors: 0 of ",
+        "## Times",
+        "## Evidence",
+        "## Timeline (audit log)",
+        "| drill_started |",
+    ] {
+        assert!(md.contains(part), "no {part:?} in:\n{md}");
+    }
+    let missing = client
+        .get(&env.admin_url("/api/v1/incidents/i999999"), &[])
+        .await;
+    assert_eq!(missing.status, 404);
+
+    // A rollback by hand opens one too, with its actor.
+    let r = client
+        .send(
+            "POST",
+            &env.admin_url("/api/v1/routes/svc/resume"),
+            &[("authorization", BEARER)],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = client
+        .send(
+            "POST",
+            &env.admin_url("/api/v1/routes/svc/rollback"),
+            &[("authorization", BEARER)],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = client
+        .get(&env.admin_url("/api/v1/incidents"), &[])
+        .await
+        .json();
+    let all = list["incidents"].as_array().unwrap();
+    assert_eq!(all.len(), 2, "{list}");
+    assert_eq!(all[1]["actor"], "api");
+    assert_eq!(all[1]["trigger"], "rolled back by hand; immediate");
+    env.stop().await;
+}

@@ -135,7 +135,7 @@ async fn failing_canary_is_pulled_and_clients_see_no_error() {
     let completed = &ev[at("rollback_completed")];
     let reason = completed["reason"].as_str().unwrap();
     assert!(
-        reason.starts_with("critical: error_rate ") && reason.contains(" > 0.10 held 2s (n="),
+        reason.starts_with("critical: error_rate ") && reason.contains(" > 10% held 2s (n="),
         "{reason}"
     );
     assert_eq!(completed["actor"], "engine");

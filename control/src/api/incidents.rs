@@ -1,0 +1,85 @@
+//! `GET /api/v1/incidents[/{id}]`: every rollback's report, as JSON or, with
+//! `?format=markdown`, as the root-cause document people paste into a
+//! ticket.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiState, ErrorBody};
+use crate::incident::{self, Incident};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct IncidentQuery {
+    /// Only this route's incidents (list only).
+    route: Option<String>,
+    /// `json` (default) or `markdown`.
+    format: Option<Format>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum Format {
+    Json,
+    Markdown,
+}
+
+/// Every incident the journal holds, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct IncidentList {
+    incidents: Vec<Incident>,
+}
+
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "status",
+    params(IncidentQuery),
+    responses(
+        (status = 200, description = "every rollback's incident, oldest first", body = IncidentList),
+        (status = 400, description = "bad query", body = ErrorBody),
+    ))]
+pub(crate) async fn list(State(st): State<ApiState>, Query(q): Query<IncidentQuery>) -> Response {
+    let events = st.live.shared().events.since(0, q.route.as_deref());
+    let incidents = incident::list(&events);
+    match q.format {
+        Some(Format::Markdown) => markdown(
+            incidents
+                .iter()
+                .map(incident::markdown)
+                .collect::<Vec<_>>()
+                .join("\n---\n\n"),
+        ),
+        _ => Json(IncidentList { incidents }).into_response(),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "status",
+    params(("id" = String, Path, description = "incident id, e.g. i42"), IncidentQuery),
+    responses(
+        (status = 200, description = "the incident's report", body = Incident),
+        (status = 404, description = "no such incident", body = ErrorBody),
+    ))]
+pub(crate) async fn one(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<IncidentQuery>,
+) -> Result<Response, ApiError> {
+    let events = st.live.shared().events.since(0, None);
+    let found = incident::list(&events)
+        .into_iter()
+        .find(|i| i.id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("no incident {id:?}")))?;
+    Ok(match q.format {
+        Some(Format::Markdown) => markdown(incident::markdown(&found)),
+        _ => Json(found).into_response(),
+    })
+}
+
+fn markdown(text: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,128 @@
+//! /metrics exports every metric the routing-file contract names, with
+//! the labels dashboards and alert rules select on, once something has
+//! happened to set it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serin_loadtest::{FakeVersion, LoadConfig};
+use serin_tests::client::TestClient;
+use serin_tests::{assert_eventually, TestEnv, BEARER};
+
+/// Every metric name README's "Metrics" table promises.
+const NAMES: &[&str] = &[
+    "serin_requests_total",
+    "serin_request_duration_seconds",
+    "serin_route_requests_total",
+    "serin_route_duration_seconds",
+    "serin_fallbacks_total",
+    "serin_breaker_state",
+    "serin_version_healthy",
+    "serin_health_probe_duration_seconds",
+    "serin_route_weight",
+    "serin_rollbacks_total",
+    "serin_config_reloads_total",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_named_metric_is_exported_with_its_labels() {
+    let v1 = FakeVersion::start("v1").unwrap();
+    let v2 = FakeVersion::start("v2").unwrap();
+    v2.faults().set_error_rate(1.0);
+    let env = TestEnv::start(&format!(
+        r#"[listen]
+http = "127.0.0.1:1"
+[[routes]]
+name = "met"
+  [[routes.versions]]
+  name = "v1"
+  url = "{}"
+  weight = 50
+  [[routes.versions]]
+  name = "v2"
+  url = "{}"
+  weight = 50
+  [routes.fallback]
+  chain = ["v2", "v1"]
+  [routes.health_check]
+  path = "/health"
+  interval = "200ms"
+  timeout = "200ms"
+  [routes.breaker]
+  error_rate = "50%"
+  min_requests = 10
+  window = "5s"
+  open_for = "30s"
+  [routes.rollback]
+  stable = "v1"
+  window = "5s"
+  confirm = "1s"
+  min_requests = 10
+  critical = ["error_rate > 20%"]
+"#,
+        v1.url(),
+        v2.url()
+    ))
+    .await;
+    let report = serin_loadtest::run(LoadConfig {
+        rate: 100.0,
+        duration: Duration::from_secs(3),
+        connections: 4,
+        ..LoadConfig::new(env.url("/").parse().unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.errors, 0, "the chain hid every failure: {report:?}");
+    let reload = TestClient::http1()
+        .send(
+            "POST",
+            &env.admin_url("/api/v1/reload"),
+            &[("authorization", BEARER)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reload.status, 200, "{}", reload.text());
+
+    let admin = TestClient::http1();
+    let metrics = || async { admin.get(&env.admin_url("/metrics"), &[]).await.text() };
+    // The rollback happened, and the folded slot reached the exporter.
+    assert_eventually!(
+        metrics()
+            .await
+            .contains("serin_rollbacks_total{route=\"met\""),
+        5,
+        "no rollback counted"
+    );
+    let m = metrics().await;
+    let sample = |name: &str| {
+        m.lines()
+            .find(|l| l.starts_with(name) && (l.contains("route=\"met\"") || !l.contains("route=")))
+            .map(str::to_owned)
+    };
+    for name in NAMES {
+        assert!(sample(name).is_some(), "{name} is not exported:\n{m}");
+        assert!(
+            m.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP line"
+        );
+    }
+    // The values say what happened.
+    assert!(
+        m.contains("serin_route_weight{route=\"met\",version=\"v2\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("serin_route_weight{route=\"met\",version=\"v1\"} 100"),
+        "{m}"
+    );
+    assert!(
+        m.contains("serin_fallbacks_total{route=\"met\",from=\"v2\",to=\"v1\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("serin_breaker_state{route=\"met\",version=\"v2\"}"),
+        "{m}"
+    );
+    assert!(m.contains("serin_config_reloads_total{result="), "{m}");
+    env.stop().await;
+}
