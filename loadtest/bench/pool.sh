@@ -3,9 +3,8 @@
 # 10,000) through serin to a version that answers each after 2 s, so serin
 # opens N connections to it; once the load generator has finished and its
 # own connections are closed, those N connections idle in serin's pool.
-# serin's RSS before the load and after, divided by the idle upstream
-# connections `ss` counts. The figure is an upper bound: it also holds
-# whatever the allocator kept of the N requests' freed memory.
+# Measured against the same burst with a pool that keeps none, so the
+# memory the allocator keeps from the burst itself cancels out.
 #
 #   loadtest/bench/pool.sh [--idle 10000] [--workers 1] [--no-build]
 #
@@ -45,15 +44,22 @@ P_V1=19501 P_SERIN=19580 P_ADMIN=19590
 for p in $P_V1 $P_SERIN $P_ADMIN; do
   port_open "$p" && { echo "pool.sh: 127.0.0.1:$p is already in use" >&2; exit 1; }
 done
-cat >"$work/serin.toml" <<TOML
+# The same burst twice, on a fresh serin each time: once with
+# `upstream_max_idle = 0` (every connection closed after its exchange),
+# once keeping them all. Both keep whatever the allocator held on to of
+# the burst's freed memory; the difference is what the idle pooled
+# connections cost.
+one() { # MAX_IDLE -> "pooled rss0 rss1 ok failed"
+  cat >"$work/serin.toml" <<TOML
 [listen]
 http = "127.0.0.1:$P_SERIN"
 [admin]
 addr = "127.0.0.1:$P_ADMIN"
 [state]
-dir = "$work/state"
+dir = "$work/state-$1"
 [limits]
 max_connections = $(( IDLE + 2048 ))
+upstream_max_idle = $1
 [[routes]]
 name = "svc"
   [[routes.versions]]
@@ -61,20 +67,33 @@ name = "svc"
   url = "http://127.0.0.1:$P_V1"
   weight = 1
 TOML
+  local sp rss0 rss1 pooled ok
+  SERIN_LOG=warn "$BIN/serin" run --config "$work/serin.toml" --workers "$WORKERS" >"$work/serin-$1.log" 2>&1 & sp=$!; pids+=($sp)
+  wait_port $P_SERIN
+  # One request first, so the runtime, the pool and its sweeper exist.
+  curl -s -o /dev/null "http://127.0.0.1:$P_SERIN/"
+  sleep 1
+  rss0=$(awk '/VmRSS/{print $2}' "/proc/$sp/status")
+  timeout 120 "$BIN/serin-load" --url "http://127.0.0.1:$P_SERIN/delay?ms=2000" --rate 0 \
+    --duration 1s --connections "$IDLE" --timeout 30s --json >"$work/load-$1.json"
+  sleep 2
+  pooled=$(ss -Htn state established "( dport = :$P_V1 )" | wc -l)
+  rss1=$(awk '/VmRSS/{print $2}' "/proc/$sp/status")
+  ok=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["ok"], r["errors"])' "$work/load-$1.json")
+  stop_pid "$sp"; forget "$sp"
+  echo "$pooled $rss0 $rss1 $ok"
+}
+
 "$BIN/serin-load" upstream --name v1 --listen 127.0.0.1:$P_V1 >"$work/v1.log" 2>&1 & pids+=($!)
-SERIN_LOG=warn "$BIN/serin" run --config "$work/serin.toml" --workers "$WORKERS" >"$work/serin.log" 2>&1 & sp=$!; pids+=($sp)
-wait_port $P_V1; wait_port $P_SERIN
-# One request first, so the runtime, the pool and its sweeper exist.
-curl -s -o /dev/null "http://127.0.0.1:$P_SERIN/"
-sleep 1
-rss0=$(awk '/VmRSS/{print $2}' "/proc/$sp/status")
-timeout 120 "$BIN/serin-load" --url "http://127.0.0.1:$P_SERIN/delay?ms=2000" --rate 0 \
-  --duration 1s --connections "$IDLE" --timeout 30s --json >"$work/load.json"
-sleep 2
-pooled=$(ss -Htn state established "( dport = :$P_V1 )" | wc -l)
-clients=$(ss -Htn state established "( sport = :$P_SERIN )" | wc -l)
-rss1=$(awk '/VmRSS/{print $2}' "/proc/$sp/status")
-ok=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["ok"], r["errors"])' "$work/load.json")
-echo "| workers | requests ok, failed | idle pooled upstream connections | client connections left | RSS before → after (KiB) | per idle pooled connection |"
-echo "|---|---|---|---|---|---|"
-echo "| $WORKERS | ${ok% *}, ${ok#* } | $pooled | $clients | $rss0 → $rss1 | $(( (rss1 - rss0) * 1024 / (pooled > 0 ? pooled : 1) )) bytes |"
+wait_port $P_V1
+read -r a_pooled a0 a1 a_ok a_err <<<"$(one 0)"
+log "upstream_max_idle = 0: $a_pooled pooled, RSS $a0 → $a1 KiB, $a_ok ok, $a_err failed"
+read -r b_pooled b0 b1 b_ok b_err <<<"$(one "$IDLE")"
+log "upstream_max_idle = $IDLE: $b_pooled pooled, RSS $b0 → $b1 KiB, $b_ok ok, $b_err failed"
+per=$(( ( (b1 - b0) - (a1 - a0) ) * 1024 / (b_pooled > 0 ? b_pooled : 1) ))
+echo "| upstream_max_idle | requests ok, failed | idle pooled upstream connections | RSS before → after the burst (KiB) |"
+echo "|---|---|---|---|"
+echo "| 0 | $a_ok, $a_err | $a_pooled | $a0 → $a1 |"
+echo "| $IDLE | $b_ok, $b_err | $b_pooled | $b0 → $b1 |"
+echo
+echo "Per idle pooled upstream connection: $per bytes (the second burst's growth minus the first's, over $b_pooled connections; workers $WORKERS)."

@@ -149,6 +149,8 @@ canary's 10% given back 30 s after each.
 | rollbacks sent / counted by serin | $rollbacks / $rolled |
 | RSS before load, after | $rss0 KiB, $rss1 KiB |
 | RSS every 10 s: first, max, last | {rss[0] if rss else 0}, {max(rss) if rss else 0}, {rss[-1] if rss else 0} KiB |
+
+RSS each minute (KiB): {", ".join(f"{int(t)//60}m {k}" for t, k in rows if int(t) % 60 == 0)}
 """)
 print(open(sys.argv[3]).read())
 PY
