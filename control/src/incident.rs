@@ -54,55 +54,90 @@ pub struct Incident {
     pub timeline: Vec<Event>,
 }
 
-/// Every incident in `events` (one route's or all, oldest first).
+/// Every incident in `events` (one route's or all, oldest first). A
+/// `rollback_started` while the route's incident is still open (a critical
+/// breach during a gradual rollback) is part of that incident, not a new one.
 pub fn list(events: &[Event]) -> Vec<Incident> {
     let mut out = Vec::new();
     for (k, e) in events.iter().enumerate() {
-        if e.kind == EventKind::RollbackStarted {
-            if let Some(route) = &e.route {
-                out.push(build(events, k, route));
-            }
+        let Some(route) = e.route.as_deref() else {
+            continue;
+        };
+        if e.kind == EventKind::RollbackStarted && !open_before(events, k, route) {
+            out.push(build(events, k, route));
         }
     }
     out
 }
 
-/// The incident whose `rollback_started` is `events[k]`.
+/// Whether `route` has an incident open at `events[k]`: a `rollback_started`
+/// before it with no end (`rollback_completed`, `resumed`) in between.
+fn open_before(events: &[Event], k: usize, route: &str) -> bool {
+    events[..k]
+        .iter()
+        .rev()
+        .filter(|e| e.route.as_deref() == Some(route))
+        .find_map(|e| {
+            if e.kind == EventKind::RollbackStarted {
+                Some(true)
+            } else if e.kind == EventKind::RollbackCompleted || e.kind == EventKind::Resumed {
+                Some(false)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(false)
+}
+
+/// The incident whose first `rollback_started` is `events[k]`.
 fn build(events: &[Event], k: usize, route: &str) -> Incident {
     let on_route = |e: &&Event| e.route.as_deref() == Some(route);
     let started = &events[k];
-    // Back to the previous incident's end or a resume: what came after is
-    // this incident's lead-up.
-    let from = events[..k]
+    // Back to the previous incident's end or a resume: a drill started
+    // since is this incident's fault; breaches count since the last time
+    // every level cleared (older ones were another story), and the watch
+    // level, which never acts, is not evidence.
+    let after_last = |kinds: &[EventKind]| {
+        events[..k]
+            .iter()
+            .rposition(|e| on_route(&e) && kinds.iter().any(|kind| e.kind == *kind))
+            .map_or(0, |i| i + 1)
+    };
+    let from = after_last(&[
+        EventKind::RollbackCompleted,
+        EventKind::IncidentClosed,
+        EventKind::Resumed,
+    ]);
+    let from_breach = from.max(after_last(&[EventKind::LevelCleared]));
+    let drill = events[from..k]
         .iter()
-        .rposition(|e| {
-            on_route(&e)
-                && (e.kind == EventKind::RollbackCompleted
-                    || e.kind == EventKind::IncidentClosed
-                    || e.kind == EventKind::Resumed)
-        })
-        .map_or(0, |i| i + 1);
-    let lead: Vec<&Event> = events[from..k].iter().filter(on_route).collect();
-    let drill = lead
+        .filter(on_route)
+        .rfind(|e| e.kind == EventKind::DrillStarted);
+    let breaches: Vec<&Event> = events[from_breach..k]
         .iter()
-        .rev()
-        .find(|e| e.kind == EventKind::DrillStarted);
-    let breaches: Vec<&&Event> = lead
-        .iter()
-        .filter(|e| e.kind == EventKind::LevelBreached)
+        .filter(on_route)
+        .filter(|e| e.kind == EventKind::LevelBreached && !e.reason.starts_with("watch:"))
         .collect();
-    let first_breach = breaches.first().map(|e| **e);
-    let opened = drill.or(first_breach.as_ref()).copied().unwrap_or(started);
-    let rest = &events[k..];
-    let done = rest
+    let first_breach = breaches.first().copied();
+    let opened = drill.or(first_breach).unwrap_or(started);
+    // The end: the canary at 0, or a resume that brought it back first.
+    let rest: Vec<&Event> = events[k + 1..].iter().filter(on_route).collect();
+    let end = rest
         .iter()
-        .find(|e| on_route(e) && e.kind == EventKind::RollbackCompleted);
-    let closing = rest.iter().find(|e| {
-        on_route(e)
-            && e.kind == EventKind::IncidentClosed
-            && e.after["incident"] == format!("i{}", started.seq)
+        .position(|e| e.kind == EventKind::RollbackCompleted || e.kind == EventKind::Resumed);
+    let done = end
+        .map(|i| rest[i])
+        .filter(|e| e.kind == EventKind::RollbackCompleted);
+    let id = format!("i{}", started.seq);
+    let closing = end.and_then(|i| {
+        rest[i..]
+            .iter()
+            .find(|e| e.kind == EventKind::IncidentClosed && e.after["incident"] == id.as_str())
     });
-    let end_seq = closing.or(done).map_or(u64::MAX, |e| e.seq);
+    let end_seq = closing
+        .copied()
+        .or(end.map(|i| rest[i]))
+        .map_or(u64::MAX, |e| e.seq);
     let timeline = events
         .iter()
         .filter(|e| on_route(e) && e.seq >= opened.seq && e.seq <= end_seq)
@@ -115,8 +150,13 @@ fn build(events: &[Event], k: usize, route: &str) -> Incident {
     } else {
         started.before.clone()
     };
+    let after = match done {
+        Some(d) if !d.after.is_null() => d.after.clone(),
+        Some(_) => started.after.clone(),
+        None => Value::Null,
+    };
     Incident {
-        id: format!("i{}", started.seq),
+        id,
         route: route.to_owned(),
         opened: opened.time.clone(),
         closed: done.map(|d| d.time.clone()),
@@ -128,7 +168,7 @@ fn build(events: &[Event], k: usize, route: &str) -> Incident {
         client_errors: closing.and_then(|c| c.after["client_errors"].as_u64()),
         client_requests: closing.and_then(|c| c.after["client_requests"].as_u64()),
         before,
-        after: done.map_or(Value::Null, |d| d.after.clone()),
+        after,
         evidence,
         timeline,
     }
@@ -153,7 +193,7 @@ pub(crate) fn close(live: &Live, route: &str, actor: Actor) {
     let Some(incident) = list(&events).pop() else {
         return;
     };
-    if incident.client_errors.is_some() {
+    if incident.client_errors.is_some() || incident.closed.is_none() {
         return;
     }
     let opened = humantime::parse_rfc3339(&incident.opened).ok();
@@ -264,3 +304,6 @@ fn weights(v: &Value) -> String {
         _ => "—".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests;

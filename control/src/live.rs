@@ -433,7 +433,19 @@ impl Live {
                 (pulled && weights.get(canary).is_some_and(|w| *w > 0.0))
                     .then(|| (canary.clone(), rs.phase))
             });
-            if let Some((canary, phase)) = back {
+            if let (Some((canary, phase)), true) = (&back, r.rollout.is_some()) {
+                // A rollout route keeps the operator's weights too: paused
+                // there (not restarted by the engine) until resumed.
+                let rs = state.routes.entry(route.to_owned()).or_default();
+                rs.phase = Phase::Paused;
+                rs.step = None;
+                rs.since = Some(crate::persist::now());
+                draft.reason = format!(
+                    "{}; {canary} back from {}: the engine judges it again, the rollout paused at these weights until resumed",
+                    draft.reason,
+                    phase.as_str()
+                );
+            } else if let Some((canary, phase)) = back {
                 state.routes.remove(route);
                 draft.reason = format!(
                     "{}; {canary} back from {}: the engine judges it again",

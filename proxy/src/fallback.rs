@@ -195,7 +195,10 @@ pub(crate) async fn walk(
         // client's, never the version's latency.
         let took = clock.waiting_since(sent).elapsed();
         out.count.each(v, |s| s.record(outcome, took));
-        if let Some(mut p) = probe {
+        // A forced request says nothing to the breaker: a tester hitting a
+        // broken build must not hold its breaker open, nor a lucky one close
+        // what users' traffic opened (its permit goes back unused).
+        if let (Some(mut p), false) = (probe, out.count == Count::Forced) {
             p.done = true;
             v.breaker.probe_result(!outcome.is_error());
         }

@@ -1,6 +1,7 @@
 //! `GET /api/v1/incidents[/{id}]`: every rollback's report, as JSON or, with
 //! `?format=markdown`, as the root-cause document people paste into a
-//! ticket.
+//! ticket. Derived from the journal (its last 10,000 events) off the async
+//! workers.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -39,10 +40,18 @@ pub(crate) struct IncidentList {
         (status = 200, description = "every rollback's incident, oldest first", body = IncidentList),
         (status = 400, description = "bad query", body = ErrorBody),
     ))]
-pub(crate) async fn list(State(st): State<ApiState>, Query(q): Query<IncidentQuery>) -> Response {
-    let events = st.live.shared().events.since(0, q.route.as_deref());
-    let incidents = incident::list(&events);
-    match q.format {
+pub(crate) async fn list(
+    State(st): State<ApiState>,
+    Query(q): Query<IncidentQuery>,
+) -> Result<Response, ApiError> {
+    let live = st.live.clone();
+    let route = q.route.clone();
+    let incidents = super::blocking(move || {
+        let events = live.shared().events.since(0, route.as_deref());
+        Ok::<_, ApiError>(incident::list(&events))
+    })
+    .await?;
+    Ok(match q.format {
         Some(Format::Markdown) => markdown(
             incidents
                 .iter()
@@ -51,7 +60,7 @@ pub(crate) async fn list(State(st): State<ApiState>, Query(q): Query<IncidentQue
                 .join("\n---\n\n"),
         ),
         _ => Json(IncidentList { incidents }).into_response(),
-    }
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "status",
@@ -65,11 +74,15 @@ pub(crate) async fn one(
     Path(id): Path<String>,
     Query(q): Query<IncidentQuery>,
 ) -> Result<Response, ApiError> {
-    let events = st.live.shared().events.since(0, None);
-    let found = incident::list(&events)
-        .into_iter()
-        .find(|i| i.id == id)
-        .ok_or_else(|| ApiError::NotFound(format!("no incident {id:?}")))?;
+    let live = st.live.clone();
+    let found = super::blocking(move || {
+        let events = live.shared().events.since(0, None);
+        incident::list(&events)
+            .into_iter()
+            .find(|i| i.id == id)
+            .ok_or_else(|| ApiError::NotFound(format!("no incident {id:?}")))
+    })
+    .await?;
     Ok(match q.format {
         Some(Format::Markdown) => markdown(incident::markdown(&found)),
         _ => Json(found).into_response(),

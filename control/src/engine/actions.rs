@@ -174,6 +174,17 @@ pub(super) fn rollback(
                 Ok(())
             })?;
             crate::metrics::rollback(route, "gradual");
+            // A canary already at or below every step but 0% went straight
+            // to 0: that is the rollback's end, recorded as every end is.
+            if live.state().routes.get(route).map(|s| s.phase) == Some(Phase::RolledBack) {
+                let done = Draft::new(
+                    actor,
+                    EventKind::RollbackCompleted,
+                    format!("{reason}; gradual: the first step down is 0%"),
+                );
+                live.shared().events.record(done.route(route));
+                crate::incident::close(live, route, actor);
+            }
             Ok(started)
         }
     }

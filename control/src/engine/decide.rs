@@ -225,11 +225,25 @@ impl Decided {
 pub(crate) fn decide(view: &View<'_>, track: &mut Track, now: Instant) -> Decided {
     let mut out = Decided::default();
     if track.key.as_ref() != Some(&view.key) {
-        *track = Track {
-            key: Some(view.key.clone()),
-            since: Some(now),
-            ..Track::default()
-        };
+        let next_gradual_step = view.phase == Phase::RollingBack
+            && track
+                .key
+                .as_ref()
+                .is_some_and(|k| k.0 == Phase::RollingBack);
+        if next_gradual_step {
+            // One gradual rollback, step after step: a breach keeps its
+            // timing (a critical one still goes to 0 at confirm, whatever
+            // `every` is); only the step's own clock starts again.
+            track.key = Some(view.key.clone());
+            track.since = Some(now);
+            track.step_at = None;
+        } else {
+            *track = Track {
+                key: Some(view.key.clone()),
+                since: Some(now),
+                ..Track::default()
+            };
+        }
     }
     if view.phase == Phase::Stable && view.rollout.is_some() && !view.has_state {
         track.step_at = Some(now);

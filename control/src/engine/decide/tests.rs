@@ -431,6 +431,33 @@ fn dry_run_and_shadow_record_once() {
 }
 
 #[test]
+fn a_breach_keeps_its_timing_across_gradual_steps() {
+    let mut rb = rollback();
+    rb.gradual.as_mut().unwrap().every = S;
+    let t0 = Instant::now();
+    let mut t = Track::default();
+    decide(
+        &view(&rb, Phase::RollingBack, Some(0), canary(40)),
+        &mut t,
+        t0,
+    );
+    // The engine stepped down meanwhile: a new saved step.
+    let d = decide(
+        &view(&rb, Phase::RollingBack, Some(1), canary(40)),
+        &mut t,
+        t0 + 2 * S,
+    );
+    assert!(matches!(
+        actions(&d)[..],
+        [Decision::Rollback {
+            level: Level::Critical,
+            mode: RollbackMode::Immediate,
+            ..
+        }]
+    ));
+}
+
+#[test]
 fn a_new_step_starts_timing_afresh() {
     let rb = rollback();
     let t0 = Instant::now();
