@@ -183,11 +183,10 @@ async fn a_drills_rollback_opens_an_incident_with_its_report() {
     assert!(id.starts_with('i'), "{i}");
     assert_eq!(i["route"], "svc");
     assert_eq!(i["actor"], "engine");
+    // The window also holds the last successes before the fault.
+    let trigger = i["trigger"].as_str().unwrap();
     assert!(
-        i["trigger"]
-            .as_str()
-            .unwrap()
-            .starts_with("critical: error_rate 100% > 10% held 1s (n="),
+        trigger.starts_with("critical: error_rate ") && trigger.contains("% > 10% held 1s (n="),
         "{i}"
     );
     for k in ["detection_s", "decision_s", "rollback_s"] {
