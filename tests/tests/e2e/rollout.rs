@@ -113,7 +113,7 @@ async fn an_operators_weights_hold_until_resume() {
         FakeVersion::start("v2").unwrap(),
     );
     let env = TestEnv::start(&table(&v1, &v15, &v2, true)).await;
-    let traffic = load(&env, 9);
+    let traffic = load(&env, 14);
     assert_eventually!(
         route(&env).await["state"] == "progressing",
         3,
