@@ -6,8 +6,11 @@
 # given its 10% back 30 s later). Records every request's outcome, serin's
 # RSS every 10 s, the reloads and rollbacks serin counted.
 #
-#   loadtest/bench/soak.sh [--minutes 10] [--rate N] [--workers 1] [--quiet] [--nginx] [--no-build]
+#   loadtest/bench/soak.sh [--minutes 10] [--rate N] [--workers 1] [--quiet] [--nginx]
+#                          [--only reloads|rollbacks] [--no-build]
 #
+# --only keeps one kind of change (reloads every 5 s, or a rollback every
+# minute), to tell their costs apart.
 # --quiet sends the same load with no reload and no rollback: the baseline
 # the changes' cost is read against. --nginx soaks nginx instead (the same
 # 90/10 proxy as bench.sh's, at 80% of its own maximum; implies --quiet),
@@ -18,7 +21,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bench=$root/loadtest/bench
-MIN=10 RATE=0 WORKERS=1 BUILD=1 QUIET=0 NGINX=0
+MIN=10 RATE=0 WORKERS=1 BUILD=1 QUIET=0 NGINX=0 ONLY=
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) MIN=$2; shift ;;
@@ -27,6 +30,7 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0 ;;
     --quiet) QUIET=1 ;;
     --nginx) NGINX=1; QUIET=1 ;;
+    --only) ONLY=$2; shift ;;
     *) echo "soak.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -131,8 +135,12 @@ while kill -0 "$lp" 2>/dev/null; do
     continue
   fi
   # A real change every 5 s: the canary's timeout flips between 3s and 4s.
-  flip=$(( 1 - flip )); soak_toml "$(( 3 + flip ))s"
-  if [ $(( t % 60 )) = 0 ]; then
+  if [ "$ONLY" != rollbacks ]; then
+    flip=$(( 1 - flip )); soak_toml "$(( 3 + flip ))s"
+  fi
+  if [ "$ONLY" = reloads ]; then
+    :
+  elif [ $(( t % 60 )) = 0 ]; then
     "$BIN/serin" rollback svc --admin "$ADMIN" --reason soak >/dev/null && rollbacks=$(( rollbacks + 1 ))
   elif [ $(( t % 60 )) = 30 ]; then
     "$BIN/serin" weights svc v1=90 v2=10 --admin "$ADMIN" --reason soak >/dev/null
@@ -150,11 +158,14 @@ WHO=serin
 SHAPE="a 90/10 route with a fallback chain, a breaker, a rollback section and telemetry on"
 CHANGES="the routing file rewritten every 5 s (the canary's timeout flips), a rollback every minute and the canary's 10% given back 30 s after each"
 [ "$QUIET" = 1 ] && CHANGES="no reload and no rollback (--quiet)"
+[ "$ONLY" = reloads ] && CHANGES="the routing file rewritten every 5 s, no rollback (--only reloads)"
+[ "$ONLY" = rollbacks ] && CHANGES="a rollback every minute and the canary's 10% given back 30 s after each, no reload (--only rollbacks)"
 [ "$NGINX" = 1 ] && SHAPE="the same 90/10 split as bench.sh's, upstream keep-alive (nginx has no chain, breaker or rollback)"
 [ "$NGINX" = 1 ] && WHO="nginx $(nginx -v 2>&1 | sed 's|.*/||')"
 out=$bench/soak.md
 [ "$QUIET" = 1 ] && out=$bench/soak-quiet.md
 [ "$NGINX" = 1 ] && out=$bench/soak-nginx.md
+[ -n "$ONLY" ] && out=$bench/soak-$ONLY.md
 python3 - "$work/soak.json" "$work/rss.tsv" "$out" <<PY
 import json, sys
 r = json.load(open(sys.argv[1]))
