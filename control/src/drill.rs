@@ -172,6 +172,15 @@ impl Fault {
 // === impl Scenario ===
 
 impl Scenario {
+    /// The name the API takes and events write: `inject_errors`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InjectErrors => "inject_errors",
+            Self::InjectLatency => "inject_latency",
+            Self::PartialOutage => "partial_outage",
+        }
+    }
+
     /// The seed runbooks' expected response time for this drill.
     pub fn expected(self) -> Duration {
         match self {
@@ -227,8 +236,8 @@ impl Drills {
                 Actor::Api,
                 EventKind::DrillStarted,
                 format!(
-                    "{:?} on {} for {}",
-                    spec.scenario,
+                    "{} on {} for {}",
+                    spec.scenario.as_str(),
                     spec.version,
                     serin_config::format_duration(duration)
                 ),

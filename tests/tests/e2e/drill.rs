@@ -235,7 +235,7 @@ async fn a_drills_rollback_opens_an_incident_with_its_report() {
         "## Times",
         "## Evidence",
         "## Timeline (audit log)",
-        "| drill_started |",
+        "| drill_started | inject_errors on v2 for 5s |",
     ] {
         assert!(md.contains(part), "no {part:?} in:\n{md}");
     }
