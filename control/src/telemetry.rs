@@ -376,5 +376,20 @@ impl fmt::Debug for Telemetry {
     }
 }
 
+/// A 60 s window of `ok` successes and `errors` 5xx answers, each taking
+/// `latency`, from a registry of its own (unit tests of the rules).
+#[cfg(test)]
+pub(crate) fn test_window(ok: u64, errors: u64, latency: Duration) -> WindowStats {
+    let t = Telemetry::new();
+    let v = t.version("r", "v");
+    for _ in 0..ok {
+        v.record(Outcome::Success, latency);
+    }
+    for _ in 0..errors {
+        v.record(Outcome::Status5xx, latency);
+    }
+    v.window(Duration::from_secs(60))
+}
+
 #[cfg(test)]
 mod tests;

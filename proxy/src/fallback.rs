@@ -74,6 +74,15 @@ pub(crate) enum Count {
 // === impl Count ===
 
 impl Count {
+    /// The stats that judge this request's attempts on `v`: the version's
+    /// own, or the forced ones when it counts apart only.
+    fn primary(self, v: &VersionSnap) -> &Arc<serin_control::telemetry::VersionStats> {
+        match (self, v.forced.as_ref()) {
+            (Self::Forced, Some(forced)) => forced,
+            _ => &v.stats,
+        }
+    }
+
     /// Runs `f` on every stats this request's attempts on `v` count in.
     #[inline]
     fn each(self, v: &VersionSnap, f: impl Fn(&Arc<serin_control::telemetry::VersionStats>)) {
@@ -411,14 +420,7 @@ fn grpc_errors(
     match resp.headers().get("grpc-status") {
         Some(s) if s.as_bytes() != b"0" => count.each(v, |s| s.record_late_error()),
         Some(_) => {}
-        // Reported on the stats rules judge, or apart for a forced request.
-        None => {
-            let stats = match (count, v.forced.as_ref()) {
-                (Count::Forced, Some(f)) => f.clone(),
-                _ => v.stats.clone(),
-            };
-            resp.body_mut().report_grpc_to(stats);
-        }
+        None => resp.body_mut().report_grpc_to(count.primary(v).clone()),
     }
 }
 

@@ -5,6 +5,8 @@ use http::HeaderMap;
 use serin_config::Sticky;
 use serin_control::RouteSnap;
 
+use crate::fallback::Count;
+
 /// The index of the version this request goes to.
 ///
 /// A version the health check calls unhealthy is skipped: its point is
@@ -70,40 +72,48 @@ const SCALE: f64 = 4_294_967_296.0;
 /// The sticky key's bytes, if the request carries one.
 fn sticky_key<'h>(sticky: &Sticky, headers: &'h HeaderMap) -> Option<&'h [u8]> {
     match sticky {
-        Sticky::Header(name) => headers
-            .get(name)
-            .map(|v| v.as_bytes())
-            .filter(|v| !v.is_empty()),
-        Sticky::Cookie(name) => headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .find_map(|h| cookie_value(h.as_bytes(), name.as_bytes())),
+        Sticky::Header(name) => header_value(headers, name),
+        Sticky::Cookie(name) => cookie(headers, name),
     }
 }
 
-/// The version a request forces (`[routes.override]`): the one its header
-/// (or, failing that, its cookie) names, when the route allows it. A name
-/// that is not allowed, or no name, is an ordinary request.
+/// A non-empty header value.
+fn header_value<'h>(headers: &'h HeaderMap, name: &http::HeaderName) -> Option<&'h [u8]> {
+    headers
+        .get(name)
+        .map(|v| v.as_bytes())
+        .filter(|v| !v.is_empty())
+}
+
+/// Cookie `name`'s non-empty value, from any `Cookie` header.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .find_map(|h| cookie_value(h.as_bytes(), name.as_bytes()))
+}
+
+/// The version a request forces (`[routes.override]`) and where its
+/// attempts count: the one its header (or, failing that, its cookie)
+/// names, when the route allows it. A name that is not allowed, or no
+/// name, is an ordinary request (`None`).
 #[inline]
-pub(crate) fn forced(route: &RouteSnap, headers: &HeaderMap) -> Option<usize> {
+pub(crate) fn forced(route: &RouteSnap, headers: &HeaderMap) -> Option<(usize, Count)> {
     let f = route.force.as_ref()?;
     let named = f
         .header
         .as_ref()
-        .and_then(|h| headers.get(h))
-        .map(|v| v.as_bytes())
-        .or_else(|| {
-            let name = f.cookie.as_deref()?;
-            headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .find_map(|h| cookie_value(h.as_bytes(), name.as_bytes()))
-        })?;
+        .and_then(|h| header_value(headers, h))
+        .or_else(|| cookie(headers, f.cookie.as_deref()?))?;
     let i = route
         .versions
         .iter()
         .position(|v| v.name.as_bytes() == named.trim_ascii())?;
-    f.allowed[i].then_some(i)
+    let count = match f.rules_include_forced {
+        true => Count::Both,
+        false => Count::Forced,
+    };
+    f.allowed[i].then_some((i, count))
 }
 
 /// `name`'s value in one `Cookie` header (`a=1; b=2`).

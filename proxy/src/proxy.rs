@@ -103,16 +103,8 @@ impl Proxy {
         };
         // A tester's request naming an allowed version goes there (and is
         // counted apart); every other request is picked by weight.
-        let (first, count) = match pick::forced(route, req.headers()) {
-            Some(i) => (
-                i,
-                match route.force.as_ref().is_some_and(|f| f.rules_include_forced) {
-                    true => Count::Both,
-                    false => Count::Forced,
-                },
-            ),
-            None => (pick::pick(route, req.headers()), Count::Own),
-        };
+        let (first, count) = pick::forced(route, req.headers())
+            .unwrap_or_else(|| (pick::pick(route, req.headers()), Count::Own));
 
         let upgrade = headers::is_upgrade(req.headers(), |p| self.limits.allows_upgrade(p));
         let asked = upgrade

@@ -215,20 +215,12 @@ pub(super) fn rollback_to(
     // The same checks as in the change, before `rollback_started` is
     // recorded: a refused call leaves no event.
     check_to(route_cfg(&live.config(), route)?, &live.state(), to)?;
-    let draft = Draft::new(
-        actor,
-        EventKind::RollbackStarted,
-        format!("{reason}; all traffic to {to}"),
-    );
+    let reason = format!("{reason}; all traffic to {to}");
+    let draft = Draft::new(actor, EventKind::RollbackStarted, reason.clone());
     live.shared().events.record(draft.route(route));
     crate::metrics::rollback(route, "immediate");
     live.update(
-        Draft::new(
-            actor,
-            EventKind::RollbackCompleted,
-            format!("{reason}; all traffic to {to}"),
-        )
-        .route(route),
+        Draft::new(actor, EventKind::RollbackCompleted, reason).route(route),
         |config, state| {
             let r = route_cfg(config, route)?;
             check_to(r, state, to)?;

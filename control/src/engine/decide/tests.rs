@@ -7,7 +7,6 @@ use serin_config::{parse_rule, Action, Gradual, Rollback, Rollout};
 use tokio::time::Instant;
 
 use super::*;
-use crate::telemetry::{Outcome, Telemetry};
 
 const MS: Duration = Duration::from_millis(1);
 const S: Duration = Duration::from_secs(1);
@@ -37,17 +36,7 @@ fn rollback() -> Rollback {
     }
 }
 
-fn window(ok: u64, errors: u64, latency: Duration) -> WindowStats {
-    let t = Telemetry::new();
-    let v = t.version("r", &format!("v{}", fastrand::u64(..)));
-    for _ in 0..ok {
-        v.record(Outcome::Success, latency);
-    }
-    for _ in 0..errors {
-        v.record(Outcome::Status5xx, latency);
-    }
-    v.window(Duration::from_secs(60))
-}
+use crate::telemetry::test_window as window;
 
 /// A canary answering `errors` of every 100 requests with 5xx in 5 ms.
 fn canary(errors: u64) -> Canary {

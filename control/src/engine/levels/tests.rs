@@ -5,17 +5,7 @@ use serin_config::parse_rule;
 use super::*;
 use crate::telemetry::{Outcome, Telemetry};
 
-fn window(ok: u64, errors: u64, latency: Duration) -> WindowStats {
-    let t = Telemetry::new();
-    let v = t.version("r", &format!("v{}", fastrand::u64(..)));
-    for _ in 0..ok {
-        v.record(Outcome::Success, latency);
-    }
-    for _ in 0..errors {
-        v.record(Outcome::Status5xx, latency);
-    }
-    v.window(Duration::from_secs(60))
-}
+use crate::telemetry::test_window as window;
 
 fn ev<'a>(canary: &'a WindowStats, stable: Option<&'a WindowStats>) -> Evidence<'a> {
     Evidence {
