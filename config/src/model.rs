@@ -166,6 +166,55 @@ pub struct Route {
     pub rollout: Option<Rollout>,
     /// `[routes.override]`; `None`: no request chooses its version.
     pub force: Option<Force>,
+    /// `[routes.mirror]`; `None`: nothing is mirrored.
+    pub mirror: Option<Mirror>,
+    /// `[[routes.signals]]`: quality signals the versions report per
+    /// response, at most [`MAX_SIGNALS`](crate::MAX_SIGNALS), names unique.
+    pub signals: Vec<Signal>,
+}
+
+/// `[routes.mirror]`: a share of live requests copied to a version in the
+/// background, its answers compared with the live ones. A copy never
+/// delays nor fails the live answer: copies beyond `queue` in flight are
+/// shed, and only requests whose body is at most `max_body` are copied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    /// The version copies go to; a version of the route.
+    pub to: String,
+    /// Share of the route's requests copied, in (0, 1] (`percent` / 100).
+    pub share: f64,
+    /// What must match the live answer. Default: the status only.
+    pub compare: Compare,
+    /// Larger request bodies are not copied. Default 64 KiB.
+    pub max_body: u64,
+    /// Copies in flight at most; more are shed (counted). Default 64.
+    pub queue: usize,
+}
+
+/// What of a mirrored answer is compared with the live one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compare {
+    /// `"status"`.
+    pub status: bool,
+    /// `"body"`: the bytes, compared by a hash of each side.
+    pub body: bool,
+    /// `"header:NAME"`: these headers' values.
+    pub headers: Vec<http::HeaderName>,
+}
+
+/// `[[routes.signals]]`: a quality signal an upstream reports in a response
+/// header (`1`/`true`/`yes`, `0`/`false`/`no`, or a number). Rules read it
+/// as `NAME_rate` (share of answers with it true or above 0) and
+/// `NAME_mean` (mean of the values reported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    /// Lower-case letters, digits and `_`; `NAME_rate` and `NAME_mean`
+    /// must not be a built-in metric's name.
+    pub name: String,
+    /// The response header that carries it.
+    pub header: http::HeaderName,
+    /// Pass the header on to the client (default: removed).
+    pub keep: bool,
 }
 
 /// `[routes.override]`: testers and smoke tests reach a version on purpose

@@ -100,6 +100,27 @@ pub(crate) struct RawRoute {
     pub(crate) rollout: Option<RawRollout>,
     #[serde(rename = "override")]
     pub(crate) force: Option<Spanned<RawOverride>>,
+    pub(crate) mirror: Option<Spanned<RawMirror>>,
+    #[serde(default)]
+    pub(crate) signals: Vec<Spanned<RawSignal>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMirror {
+    pub(crate) to: Str,
+    pub(crate) percent: Spanned<Number>,
+    pub(crate) compare: Option<Spanned<Vec<Str>>>,
+    pub(crate) max_body: Option<Str>,
+    pub(crate) queue: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSignal {
+    pub(crate) name: Str,
+    pub(crate) header: Str,
+    pub(crate) keep: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

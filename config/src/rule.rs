@@ -58,7 +58,19 @@ pub enum Metric {
     Mean,
     /// Requests per second.
     Rps,
+    /// Fraction in [0, 1]: mirrored copies whose answer differed from the
+    /// live one (`[routes.mirror]`), of those compared.
+    MirrorMismatchRate,
+    /// `NAME_rate` of the route's quality signal at this index
+    /// (`[[routes.signals]]`): fraction in [0, 1] of the answers that
+    /// reported it true or above 0.
+    SignalRate(u8),
+    /// `NAME_mean`: the mean of the values the signal reported (a plain number).
+    SignalMean(u8),
 }
+
+/// The most quality signals a route may declare.
+pub const MAX_SIGNALS: usize = 4;
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +104,8 @@ pub enum Unit {
     Seconds,
     /// Requests per second, written as a plain number (`100`).
     PerSecond,
+    /// A plain number in the upstream's own scale (`0.8`): a signal's mean.
+    Number,
 }
 
 // === impl Rule ===
@@ -103,7 +117,17 @@ impl Rule {
     ///
     /// A one-line message naming the offending token.
     pub fn parse(text: &str) -> Result<Self, String> {
-        parse(text).map_err(|e| e.message)
+        parse(text, &[]).map_err(|e| e.message)
+    }
+
+    /// The metric as the rule names it (`error_rate`, `hallucination_rate`);
+    /// `breaker_open` or `unhealthy` for those.
+    pub fn metric_name(&self) -> &str {
+        let end = self
+            .text
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(self.text.len());
+        &self.text[..end]
     }
 }
 
@@ -116,8 +140,9 @@ impl fmt::Display for Rule {
 // === impl Metric ===
 
 impl Metric {
-    /// Every metric, in the order the docs list them.
-    pub const ALL: [Metric; 9] = [
+    /// Every metric with a fixed name, in the order the docs list them
+    /// (a signal's metrics are named after the signal).
+    pub const ALL: [Metric; 10] = [
         Metric::ErrorRate,
         Metric::Availability,
         Metric::P50,
@@ -127,9 +152,12 @@ impl Metric {
         Metric::P999,
         Metric::Mean,
         Metric::Rps,
+        Metric::MirrorMismatchRate,
     ];
 
-    /// The name used in rule expressions, e.g. `error_rate`, `p99`.
+    /// The name used in rule expressions, e.g. `error_rate`, `p99`; for a
+    /// signal's metric the generic `signal_rate` / `signal_mean` (the rule's
+    /// text has the signal's own name: [`Rule::metric_name`]).
     pub fn name(self) -> &'static str {
         match self {
             Metric::ErrorRate => "error_rate",
@@ -141,6 +169,9 @@ impl Metric {
             Metric::P999 => "p999",
             Metric::Mean => "mean",
             Metric::Rps => "rps",
+            Metric::MirrorMismatchRate => "mirror_mismatch_rate",
+            Metric::SignalRate(_) => "signal_rate",
+            Metric::SignalMean(_) => "signal_mean",
         }
     }
 
@@ -152,9 +183,15 @@ impl Metric {
     /// The unit the metric (and a rule's value for it) is measured in.
     pub fn unit(self) -> Unit {
         match self {
-            Metric::ErrorRate | Metric::Availability => Unit::Fraction,
+            Metric::ErrorRate
+            | Metric::Availability
+            | Metric::MirrorMismatchRate
+            | Metric::SignalRate(_) => Unit::Fraction,
             Metric::Rps => Unit::PerSecond,
-            _ => Unit::Seconds,
+            Metric::SignalMean(_) => Unit::Number,
+            Metric::P50 | Metric::P90 | Metric::P95 | Metric::P99 | Metric::P999 | Metric::Mean => {
+                Unit::Seconds
+            }
         }
     }
 }

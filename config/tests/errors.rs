@@ -623,3 +623,77 @@ fn tls_keys_of_a_version_are_checked_where_they_stand() {
     let h2c = parse(&tls_file("h2c://127.0.0.1:9001", ""), "t.toml").unwrap();
     assert!(h2c.routes[0].versions[0].tls.is_none());
 }
+
+#[test]
+fn quality_signals() {
+    let signal = |name: &str, header: &str| {
+        format!("[[routes.signals]]\nname = \"{name}\"\nheader = \"{header}\"")
+    };
+    // Line 8 opens the table; name on 9 (col 8), header on 10 (col 10).
+    assert_one(
+        &file("", &signal("Bad Name", "x-q")),
+        "9:8",
+        "signal name `Bad Name`: use lower-case letters",
+    );
+    assert_one(
+        &file("", &signal("error", "x-q")),
+        "9:8",
+        "`error_rate` is already a built-in metric",
+    );
+    assert_one(
+        &file("", &signal("q", "bad header")),
+        "10:10",
+        "`bad header` is not a valid header name",
+    );
+    let five: Vec<String> = (0..5).map(|i| signal(&format!("s{i}"), "x-q")).collect();
+    assert_one(&file("", &five.join("\n")), "20:1", "at most 4 signals");
+    // A rule may read a declared signal, and only a declared one.
+    let rollback = "[routes.rollback]\nstable = \"v1\"\ncritical = [\"hallucination_rate > 15%\"]";
+    let ok = file(
+        "",
+        &format!("{}\n{rollback}", signal("hallucination", "x-q")),
+    );
+    let config = parse(&ok, "t.toml").unwrap();
+    assert_eq!(config.routes[0].signals[0].header.as_str(), "x-q");
+    assert!(!config.routes[0].signals[0].keep);
+    assert_one(
+        &file("", rollback),
+        "10:14",
+        "unknown metric `hallucination_rate`",
+    );
+}
+
+#[test]
+fn mirror() {
+    let mirror = |body: &str| file("", &format!("[routes.mirror]\n{body}"));
+    // The table opens on line 8; its first key is on line 9.
+    assert_one(
+        &mirror("to = \"v9\"\npercent = 5"),
+        "9:6",
+        "mirror to `v9`, which is not a version of this route",
+    );
+    assert_one(
+        &mirror("to = \"v1\"\npercent = 0"),
+        "10:11",
+        "mirror percent must be above 0 and at most 100",
+    );
+    assert_one(
+        &mirror("to = \"v1\"\npercent = 5\ncompare = [\"status\", \"bytes\"]"),
+        "11:22",
+        "compare `bytes`: expected \"status\", \"body\" or \"header:NAME\"",
+    );
+    assert_one(
+        &mirror("to = \"v1\"\npercent = 5\nqueue = 0"),
+        "11:9",
+        "queue must be at least 1",
+    );
+    let config = parse(
+        &mirror("to = \"v1\"\npercent = 2.5\ncompare = [\"body\", \"header:Content-Type\"]"),
+        "t.toml",
+    )
+    .unwrap();
+    let m = config.routes[0].mirror.as_ref().unwrap();
+    assert_eq!((m.share, m.max_body, m.queue), (0.025, 64 * 1024, 64));
+    assert!(m.compare.body && !m.compare.status);
+    assert_eq!(m.compare.headers[0].as_str(), "content-type");
+}

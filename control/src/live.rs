@@ -135,6 +135,9 @@ pub struct VersionSnap {
     /// Attempts of requests that forced this version (`[routes.override]`);
     /// `None` when the route forces nothing.
     pub forced: Option<Arc<VersionStats>>,
+    /// Mirrored copies sent to this version and their comparisons
+    /// (`[routes.mirror]`); `None` unless the route mirrors to it.
+    pub mirrored: Option<Arc<VersionStats>>,
     /// The same `Arc` across table swaps.
     pub breaker: Arc<Breaker>,
     /// Active health (one atomic the pick reads); the same `Arc` across

@@ -47,6 +47,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+pub use shard::{SignalCount, SignalValues};
 pub use stats::{Tally, VersionStats};
 pub use window::WindowStats;
 

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! rule     = "breaker_open" | "unhealthy" | METRIC OP value
+//! METRIC   = a fixed name (error_rate, p99, …) | SIGNAL "_rate" | SIGNAL "_mean"
 //! OP       = ">" | ">=" | "<" | "<="
 //! value    = quantity | "baseline" [ "*" NUMBER ] [ ("+" | "-") quantity ]
 //! quantity = percentage | duration | NUMBER      (which one depends on METRIC)
@@ -39,11 +40,26 @@ enum TokenKind {
     Symbol,
 }
 
-const METRICS_HINT: &str =
-    "error_rate, availability, p50, p90, p95, p99, p999, mean, rps, breaker_open or unhealthy";
+const METRICS_HINT: &str = "error_rate, availability, p50, p90, p95, p99, p999, mean, rps, \
+     mirror_mismatch_rate, a signal's NAME_rate or NAME_mean, breaker_open or unhealthy";
 
-/// Parses one rule expression.
-pub(crate) fn parse(text: &str) -> Result<Rule, RuleError> {
+/// The metric a rule names, and the name it was written with (a signal's
+/// metrics have no fixed name), for messages.
+#[derive(Clone, Copy)]
+struct Named<'a> {
+    metric: Metric,
+    name: &'a str,
+}
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Parses one rule expression; `signals` are the route's quality signals
+/// by name, in order (`NAME_rate` and `NAME_mean` resolve to their index).
+pub(crate) fn parse(text: &str, signals: &[&str]) -> Result<Rule, RuleError> {
     let tokens = lex(text)?;
     let mut tokens = tokens.into_iter().peekable();
     let end = text.trim_end().len();
@@ -57,14 +73,12 @@ pub(crate) fn parse(text: &str) -> Result<Rule, RuleError> {
         (TokenKind::Word, "breaker_open") => RuleKind::BreakerOpen,
         (TokenKind::Word, "unhealthy") => RuleKind::Unhealthy,
         (TokenKind::Word, name) => {
-            let metric = Metric::from_name(name).ok_or_else(|| {
-                error(
-                    first.at,
-                    format!("unknown metric `{name}`; expected {METRICS_HINT}"),
-                )
-            })?;
-            let op = operator(metric, tokens.next(), end)?;
-            let value = value(metric, op, &mut tokens, end)?;
+            let metric = Metric::from_name(name)
+                .or_else(|| signal(name, signals))
+                .ok_or_else(|| error(first.at, unknown(name, signals)))?;
+            let named = Named { metric, name };
+            let op = operator(named, tokens.next(), end)?;
+            let value = value(named, op, &mut tokens, end)?;
             RuleKind::Compare { metric, op, value }
         }
         _ => {
@@ -95,13 +109,37 @@ pub(crate) fn parse(text: &str) -> Result<Rule, RuleError> {
     })
 }
 
-fn operator(metric: Metric, token: Option<Token<'_>>, end: usize) -> Result<Op, RuleError> {
+/// `NAME_rate` or `NAME_mean` of one of `signals`.
+fn signal(name: &str, signals: &[&str]) -> Option<Metric> {
+    let find = |base: &str| signals.iter().position(|s| *s == base);
+    if let Some(i) = name.strip_suffix("_rate").and_then(find) {
+        return Some(Metric::SignalRate(i as u8));
+    }
+    let i = name.strip_suffix("_mean").and_then(find)?;
+    Some(Metric::SignalMean(i as u8))
+}
+
+fn unknown(name: &str, signals: &[&str]) -> String {
+    let signal_like = name.ends_with("_rate") || name.ends_with("_mean");
+    match (signal_like, signals) {
+        (true, []) => format!(
+            "unknown metric `{name}`; expected {METRICS_HINT} (this route declares no [[routes.signals]])"
+        ),
+        (true, _) => format!(
+            "unknown metric `{name}`; expected {METRICS_HINT} (this route's signals: {})",
+            signals.join(", ")
+        ),
+        (false, _) => format!("unknown metric `{name}`; expected {METRICS_HINT}"),
+    }
+}
+
+fn operator(metric: Named<'_>, token: Option<Token<'_>>, end: usize) -> Result<Op, RuleError> {
     let Some(token) = token else {
         return Err(error(
             end,
             format!(
                 "`{metric}` needs an operator (>, >=, <, <=) and a value, e.g. `{metric} > {}`",
-                example(metric.unit())
+                example(metric.metric.unit())
             ),
         ));
     };
@@ -118,7 +156,7 @@ fn operator(metric: Metric, token: Option<Token<'_>>, end: usize) -> Result<Op, 
 }
 
 fn value<'a>(
-    metric: Metric,
+    metric: Named<'_>,
     op: Op,
     tokens: &mut std::iter::Peekable<impl Iterator<Item = Token<'a>>>,
     end: usize,
@@ -157,7 +195,7 @@ fn value<'a>(
                 format!(
                     "missing value after `baseline {}`, e.g. `baseline + {}`",
                     sign.text,
-                    example(metric.unit())
+                    example(metric.metric.unit())
                 ),
             )
         })?;
@@ -168,18 +206,18 @@ fn value<'a>(
 }
 
 /// Reads `token` as a value in `metric`'s unit.
-fn quantity(metric: Metric, token: Token<'_>) -> Result<f64, RuleError> {
+fn quantity(metric: Named<'_>, token: Token<'_>) -> Result<f64, RuleError> {
     let text = token.text;
     let fail = |message: String| Err(error(token.at, message));
     if token.kind != TokenKind::Quantity {
         return fail(format!(
             "{metric} needs {}, got `{text}`",
-            wanted(metric.unit())
+            wanted(metric.metric.unit())
         ));
     }
     let is_percent = text.ends_with('%');
     let plain = parse_number(text);
-    match metric.unit() {
+    match metric.metric.unit() {
         Unit::Fraction if is_percent => match parse_percent(text) {
             Ok(v) if v <= 1.0 => Ok(v),
             Ok(_) => fail(format!("{metric} is between 0% and 100%, got {text}")),
@@ -202,6 +240,9 @@ fn quantity(metric: Metric, token: Token<'_>) -> Result<f64, RuleError> {
         Unit::PerSecond => plain.ok_or_else(|| {
             error(token.at, format!("{metric} needs {}, got {text}", wanted(Unit::PerSecond)))
         }),
+        Unit::Number => plain.ok_or_else(|| {
+            error(token.at, format!("{metric} needs {}, got {text}", wanted(Unit::Number)))
+        }),
     }
 }
 
@@ -210,6 +251,7 @@ fn wanted(unit: Unit) -> &'static str {
         Unit::Fraction => "a percentage like 5% (or a fraction in [0, 1])",
         Unit::Seconds => "a duration like 500ms",
         Unit::PerSecond => "a plain number of requests per second like 100",
+        Unit::Number => "a plain number like 0.8",
     }
 }
 
@@ -218,6 +260,7 @@ fn example(unit: Unit) -> &'static str {
         Unit::Fraction => "5%",
         Unit::Seconds => "500ms",
         Unit::PerSecond => "100",
+        Unit::Number => "0.8",
     }
 }
 

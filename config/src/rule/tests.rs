@@ -1,7 +1,7 @@
 use super::*;
 
 fn compare(text: &str) -> (Metric, Op, Value) {
-    match parse(text)
+    match parse(text, &[])
         .unwrap_or_else(|e| panic!("{text:?}: {}", e.message))
         .kind
     {
@@ -12,7 +12,7 @@ fn compare(text: &str) -> (Metric, Op, Value) {
 
 /// The message and byte offset of a rule that must not parse.
 fn reject(text: &str) -> (String, usize) {
-    let e = parse(text).expect_err(text);
+    let e = parse(text, &[]).expect_err(text);
     (e.message, e.offset)
 }
 
@@ -62,16 +62,22 @@ fn baseline_forms() {
 
 #[test]
 fn bare_words() {
-    assert_eq!(parse("breaker_open").unwrap().kind, RuleKind::BreakerOpen);
-    assert_eq!(parse("  unhealthy ").unwrap().kind, RuleKind::Unhealthy);
+    assert_eq!(
+        parse("breaker_open", &[]).unwrap().kind,
+        RuleKind::BreakerOpen
+    );
+    assert_eq!(
+        parse("  unhealthy ", &[]).unwrap().kind,
+        RuleKind::Unhealthy
+    );
 }
 
 #[test]
 fn display_prints_the_text_as_written() {
     for text in ["p99 > baseline * 1.5", "error_rate>10%", "unhealthy"] {
-        assert_eq!(parse(text).unwrap().to_string(), text);
+        assert_eq!(parse(text, &[]).unwrap().to_string(), text);
     }
-    assert_eq!(parse(" p99 > 1s ").unwrap().text, "p99 > 1s");
+    assert_eq!(parse(" p99 > 1s ", &[]).unwrap().text, "p99 > 1s");
     assert_eq!(crate::parse_rule("rps > 5").unwrap().to_string(), "rps > 5");
 }
 
@@ -174,4 +180,53 @@ fn evaluation_helpers() {
     }
     assert_eq!(Metric::P99.unit(), Unit::Seconds);
     assert_eq!(Op::Ge.to_string(), ">=");
+}
+
+#[test]
+fn signal_metrics_resolve_to_the_route_signal_by_name() {
+    let signals = ["hallucination", "quality"];
+    let rule = parse("hallucination_rate > 15%", &signals).unwrap();
+    assert_eq!(rule.metric_name(), "hallucination_rate");
+    assert_eq!(
+        rule.kind,
+        RuleKind::Compare {
+            metric: Metric::SignalRate(0),
+            op: Op::Gt,
+            value: Value::Absolute(0.15)
+        }
+    );
+    let rule = parse("quality_mean < baseline * 0.9", &signals).unwrap();
+    assert!(matches!(
+        rule.kind,
+        RuleKind::Compare {
+            metric: Metric::SignalMean(1),
+            op: Op::Lt,
+            value: Value::Baseline { .. }
+        }
+    ));
+    assert_eq!(
+        compare("mirror_mismatch_rate > 1%"),
+        (Metric::MirrorMismatchRate, Op::Gt, Value::Absolute(0.01))
+    );
+    // A mean is in the upstream's own scale: a plain number.
+    let e = parse("quality_mean < 80%", &signals).expect_err("percent");
+    assert!(
+        e.message.contains("quality_mean needs a plain number"),
+        "{}",
+        e.message
+    );
+    // A signal the route does not declare is named with the ones it does.
+    let e = parse("toxicity_rate > 1%", &signals).expect_err("undeclared");
+    assert!(
+        e.message
+            .contains("this route's signals: hallucination, quality"),
+        "{}",
+        e.message
+    );
+    let e = parse("toxicity_rate > 1%", &[]).expect_err("none");
+    assert!(
+        e.message.contains("declares no [[routes.signals]]"),
+        "{}",
+        e.message
+    );
 }

@@ -11,7 +11,13 @@ use crate::raw::{RawGradual, RawRollback, RawRollout, RawVersion, Str};
 use crate::rule::{self, Rule};
 use crate::units::{parse_duration, parse_percent};
 
-pub(super) fn rollback(cx: &mut Ctx<'_>, raw: &RawRollback, versions: &[RawVersion]) -> Rollback {
+/// `signals` are the route's quality signals by name, which its rules may read.
+pub(super) fn rollback(
+    cx: &mut Ctx<'_>,
+    raw: &RawRollback,
+    versions: &[RawVersion],
+    signals: &[&str],
+) -> Rollback {
     let stable = raw.stable.get_ref();
     // An empty route already has its own error; this one would only repeat it.
     if !versions.is_empty() && !versions.iter().any(|v| v.name.get_ref() == stable) {
@@ -20,7 +26,7 @@ pub(super) fn rollback(cx: &mut Ctx<'_>, raw: &RawRollback, versions: &[RawVersi
             format!("stable `{stable}` is not a version of this route"),
         );
     }
-    let gradual = raw.gradual.as_ref().map(|g| gradual(cx, g));
+    let gradual = raw.gradual.as_ref().map(|g| gradual(cx, g, signals));
     let on_critical = action(
         cx,
         raw.on_critical.as_ref(),
@@ -52,14 +58,14 @@ pub(super) fn rollback(cx: &mut Ctx<'_>, raw: &RawRollback, versions: &[RawVersi
             })
             .unwrap_or(Duration::from_secs(2 * 60)),
         min_requests: cx.int(raw.min_requests.as_ref(), "min_requests", 0, 50),
-        critical: rules(cx, &raw.critical),
-        warning: rules(cx, &raw.warning),
-        watch: rules(cx, &raw.watch),
+        critical: rules(cx, &raw.critical, signals),
+        warning: rules(cx, &raw.warning, signals),
+        watch: rules(cx, &raw.watch, signals),
         on_critical,
         on_warning,
         gradual,
         dry_run: raw.dry_run.unwrap_or(false),
-        shadow: rules(cx, &raw.shadow),
+        shadow: rules(cx, &raw.shadow, signals),
     }
 }
 
@@ -83,11 +89,11 @@ fn action(cx: &mut Ctx<'_>, value: Option<&Str>, has_gradual: bool, default: Act
     action.unwrap_or(default)
 }
 
-fn gradual(cx: &mut Ctx<'_>, raw: &RawGradual) -> Gradual {
+fn gradual(cx: &mut Ctx<'_>, raw: &RawGradual, signals: &[&str]) -> Gradual {
     Gradual {
         steps: steps(cx, &raw.steps, Order::Decreasing),
         every: cx.duration(Some(&raw.every), "every", Duration::ZERO),
-        abort_if: raw.abort_if.as_ref().and_then(|r| rule(cx, r)),
+        abort_if: raw.abort_if.as_ref().and_then(|r| rule(cx, r, signals)),
     }
 }
 
@@ -147,13 +153,13 @@ fn steps(cx: &mut Ctx<'_>, list: &Spanned<Vec<Str>>, order: Order) -> Vec<f64> {
     out
 }
 
-fn rules(cx: &mut Ctx<'_>, list: &[Str]) -> Vec<Rule> {
-    list.iter().filter_map(|r| rule(cx, r)).collect()
+fn rules(cx: &mut Ctx<'_>, list: &[Str], signals: &[&str]) -> Vec<Rule> {
+    list.iter().filter_map(|r| rule(cx, r, signals)).collect()
 }
 
 /// Parses a rule string, pointing an error at its token inside the string.
-fn rule(cx: &mut Ctx<'_>, value: &Str) -> Option<Rule> {
-    match rule::parse(value.get_ref()) {
+fn rule(cx: &mut Ctx<'_>, value: &Str, signals: &[&str]) -> Option<Rule> {
+    match rule::parse(value.get_ref(), signals) {
         Ok(rule) => Some(rule),
         Err(e) => {
             let offset = cx.offset_in_string(value, e.offset);

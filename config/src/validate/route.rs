@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{resilience, rollback, Ctx};
-use crate::model::{Force, HostMatch, Route, Sticky, Version};
-use crate::raw::{Number, RawOverride, RawRoute, RawVersion, Str};
+use crate::model::{Compare, Force, HostMatch, Mirror, Route, Signal, Sticky, Version};
+use crate::raw::{Number, RawMirror, RawOverride, RawRoute, RawSignal, RawVersion, Str};
 use crate::tls::{Field, Settings};
 use crate::UpstreamTls;
 use toml::Spanned;
@@ -57,10 +57,13 @@ fn route(cx: &mut Ctx<'_>, raw: &RawRoute) -> Route {
         .health_check
         .as_ref()
         .map(|h| resilience::health_check(cx, h));
+    let mirror = raw.mirror.as_ref().map(|m| mirror(cx, m.get_ref(), raw));
+    let signals = signals(cx, &raw.signals);
+    let names: Vec<&str> = signals.iter().map(|s| s.name.as_str()).collect();
     let rollback = raw
         .rollback
         .as_ref()
-        .map(|r| rollback::rollback(cx, r, &raw.versions));
+        .map(|r| rollback::rollback(cx, r, &raw.versions, &names));
     let rollout = raw.rollout.as_ref().map(|r| rollback::rollout(cx, r));
     let force = raw.force.as_ref().map(|f| force(cx, f, raw));
     Route {
@@ -76,7 +79,120 @@ fn route(cx: &mut Ctx<'_>, raw: &RawRoute) -> Route {
         rollback,
         rollout,
         force,
+        mirror,
+        signals,
     }
+}
+
+/// `[routes.mirror]`: a version of this route, a percentage, what to compare.
+fn mirror(cx: &mut Ctx<'_>, m: &RawMirror, route: &RawRoute) -> Mirror {
+    let to = cx
+        .check(&m.to, |s| {
+            if route.versions.iter().any(|v| v.name.get_ref() == s) {
+                Ok(s.clone())
+            } else {
+                Err(format!(
+                    "mirror to `{s}`, which is not a version of this route"
+                ))
+            }
+        })
+        .unwrap_or_default();
+    let share = cx
+        .check(&m.percent, |&Number(p)| {
+            if p > 0.0 && p <= 100.0 {
+                Ok(p / 100.0)
+            } else {
+                Err(format!(
+                    "mirror percent must be above 0 and at most 100, got {p}"
+                ))
+            }
+        })
+        .unwrap_or(0.0);
+    let mut compare = Compare::default();
+    match &m.compare {
+        None => compare.status = true,
+        Some(list) if list.get_ref().is_empty() => cx.error(
+            list.span(),
+            "compare must name at least one of \"status\", \"body\", \"header:NAME\"",
+        ),
+        Some(list) => {
+            for item in list.get_ref() {
+                cx.check(item, |s| {
+                    match (s.as_str(), s.strip_prefix("header:")) {
+                        ("status", _) => compare.status = true,
+                        ("body", _) => compare.body = true,
+                        (_, Some(h)) => compare.headers.push(
+                            http::HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                                format!("compare `{s}`: `{h}` is not a valid header name")
+                            })?,
+                        ),
+                        _ => {
+                            return Err(format!(
+                                "compare `{s}`: expected \"status\", \"body\" or \"header:NAME\""
+                            ))
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+    Mirror {
+        to,
+        share,
+        compare,
+        max_body: m
+            .max_body
+            .as_ref()
+            .and_then(|v| cx.check(v, |s| crate::parse_size(s)))
+            .unwrap_or(64 * 1024),
+        queue: cx.int(m.queue.as_ref(), "queue", 1, 64),
+    }
+}
+
+/// `[[routes.signals]]`: at most `MAX_SIGNALS`, names unique and clear of
+/// the built-in metrics', valid header names.
+fn signals(cx: &mut Ctx<'_>, raw: &[Spanned<RawSignal>]) -> Vec<Signal> {
+    if let Some(extra) = raw.get(crate::MAX_SIGNALS) {
+        cx.error(
+            extra.span(),
+            format!("a route declares at most {} signals", crate::MAX_SIGNALS),
+        );
+    }
+    cx.unique(raw.iter().map(|s| &s.get_ref().name), "signal name");
+    raw.iter()
+        .take(crate::MAX_SIGNALS)
+        .filter_map(|s| {
+            let s = s.get_ref();
+            let name = cx.check(&s.name, |n| {
+                let valid = !n.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if !valid {
+                    return Err(format!(
+                        "signal name `{n}`: use lower-case letters, digits and `_`"
+                    ));
+                }
+                for metric in [format!("{n}_rate"), format!("{n}_mean")] {
+                    if crate::Metric::from_name(&metric).is_some() {
+                        return Err(format!(
+                            "signal name `{n}`: `{metric}` is already a built-in metric"
+                        ));
+                    }
+                }
+                Ok(n.clone())
+            });
+            let header = cx.check(&s.header, |h| {
+                http::HeaderName::from_bytes(h.as_bytes())
+                    .map_err(|_| format!("signal header: `{h}` is not a valid header name"))
+            });
+            Some(Signal {
+                name: name?,
+                header: header?,
+                keep: s.keep.unwrap_or(false),
+            })
+        })
+        .collect()
 }
 
 /// `[routes.override]`: a header or a cookie (or both), and versions of

@@ -72,6 +72,8 @@ pub(crate) struct Canary {
     /// Since the current step began (at most `window`), for `abort_if`;
     /// `None` before the step has run at all.
     pub(crate) since_step: Option<WindowStats>,
+    /// Its mirrored copies over `window`, when the route mirrors to it.
+    pub(crate) mirror: Option<WindowStats>,
     pub(crate) breaker_open: bool,
     pub(crate) unhealthy: bool,
     pub(crate) health_detail: String,
@@ -266,6 +268,7 @@ pub(crate) fn decide(view: &View<'_>, track: &mut Track, now: Instant) -> Decide
         let ev = Evidence {
             canary: &c.window,
             stable: view.stable.as_ref(),
+            mirror: c.mirror.as_ref(),
             breaker_open: c.breaker_open,
             unhealthy: c.unhealthy,
             health_detail: c.health_detail.clone(),

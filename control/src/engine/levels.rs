@@ -14,6 +14,9 @@ pub struct Evidence<'a> {
     /// The stable version over the same window; `None` when the route has
     /// no stable version with traffic (baseline rules cannot hold then).
     pub stable: Option<&'a WindowStats>,
+    /// The canary's mirrored copies over the same window, when the route
+    /// mirrors to it (`mirror_mismatch_rate` reads them).
+    pub mirror: Option<&'a WindowStats>,
     pub breaker_open: bool,
     pub unhealthy: bool,
     /// Health probe failures, for the reason text.
@@ -82,23 +85,37 @@ impl Verdict {
 
 /// Judges a level: breached when any rule holds. Rules that need no
 /// traffic (`breaker_open`, `unhealthy`) are judged whatever the count;
-/// the others only with at least `min_requests` requests in the window.
+/// the others only with at least `min_requests` in their sample (requests
+/// in the window; mirrored comparisons for `mirror_mismatch_rate`).
 pub fn judge_level(rules: &[Rule], ev: &Evidence<'_>) -> Verdict {
-    let enough = ev.canary.requests >= ev.min_requests;
+    let mut short: Option<u64> = None;
     for rule in rules {
-        if !enough && matches!(rule.kind, RuleKind::Compare { .. }) {
+        if let Some(n) = sample(rule, ev).filter(|n| *n < ev.min_requests) {
+            short = Some(short.map_or(n, |s| s.min(n)));
             continue;
         }
         if let Some(hit) = judge(rule, ev) {
             return Verdict::Breached(hit);
         }
     }
-    if enough {
-        Verdict::Clear
-    } else {
-        Verdict::Inconclusive {
-            requests: ev.canary.requests,
-        }
+    match short {
+        None => Verdict::Clear,
+        Some(requests) => Verdict::Inconclusive { requests },
+    }
+}
+
+/// How many observations `rule` judges from; `None` for a rule that needs
+/// none (`breaker_open`, `unhealthy`) or whose source this canary lacks
+/// (`mirror_mismatch_rate` of a version nothing is mirrored to: it
+/// cannot hold, and must not leave the level inconclusive forever).
+fn sample(rule: &Rule, ev: &Evidence<'_>) -> Option<u64> {
+    match rule.kind {
+        RuleKind::BreakerOpen | RuleKind::Unhealthy => None,
+        RuleKind::Compare {
+            metric: Metric::MirrorMismatchRate,
+            ..
+        } => ev.mirror.map(|m| m.compared),
+        RuleKind::Compare { .. } => Some(ev.canary.requests),
     }
 }
 
@@ -117,11 +134,15 @@ pub fn judge(rule: &Rule, ev: &Evidence<'_>) -> Option<Hit> {
             if let Some(q) = quantile(*metric) {
                 return judge_percentile(*metric, q, *op, threshold, ev.canary);
             }
-            let measured = measure(*metric, ev.canary)?;
+            let (w, n) = match metric {
+                Metric::MirrorMismatchRate => ev.mirror.map(|m| (m, m.compared))?,
+                _ => (ev.canary, ev.canary.requests),
+            };
+            let measured = measure(*metric, w)?;
             op.holds(measured, threshold).then(|| {
                 let (m, t) = show(*metric, measured, threshold);
-                let text = format!("{} {m} {} {t}", metric.name(), op.symbol());
-                Hit::new(text, Some(ev.canary.requests))
+                let text = format!("{} {m} {} {t}", rule.metric_name(), op.symbol());
+                Hit::new(text, Some(n))
             })
         }
     }
@@ -172,7 +193,13 @@ fn quantile(metric: Metric) -> Option<f64> {
         Metric::P95 => Some(0.95),
         Metric::P99 => Some(0.99),
         Metric::P999 => Some(0.999),
-        Metric::ErrorRate | Metric::Availability | Metric::Rps | Metric::Mean => None,
+        Metric::ErrorRate
+        | Metric::Availability
+        | Metric::Rps
+        | Metric::Mean
+        | Metric::MirrorMismatchRate
+        | Metric::SignalRate(_)
+        | Metric::SignalMean(_) => None,
     }
 }
 
@@ -183,6 +210,9 @@ pub fn measure(metric: Metric, w: &WindowStats) -> Option<f64> {
         Metric::Availability => w.availability(),
         Metric::Rps => Some(w.rps()),
         Metric::Mean => w.mean().map(|d| d.as_secs_f64()),
+        Metric::MirrorMismatchRate => w.mismatch_rate(),
+        Metric::SignalRate(i) => w.signal_rate(usize::from(i)),
+        Metric::SignalMean(i) => w.signal_mean(usize::from(i)),
         Metric::P50 | Metric::P90 | Metric::P95 | Metric::P99 | Metric::P999 => w
             .percentile(quantile(metric)? * 100.0)
             .map(|d| d.as_secs_f64()),
@@ -194,8 +224,12 @@ pub fn measure(metric: Metric, w: &WindowStats) -> Option<f64> {
 /// threshold is written as the file would write it (no trailing zeros).
 fn show(metric: Metric, measured: f64, threshold: f64) -> (String, String) {
     let at = |v: f64, d: usize| match metric {
-        Metric::ErrorRate | Metric::Availability => format!("{:.d$}%", v * 100.0),
+        Metric::ErrorRate
+        | Metric::Availability
+        | Metric::MirrorMismatchRate
+        | Metric::SignalRate(_) => format!("{:.d$}%", v * 100.0),
         Metric::Rps => format!("{:.d$}/s", v),
+        Metric::SignalMean(_) => format!("{:.d$}", v),
         Metric::Mean | Metric::P50 | Metric::P90 | Metric::P95 | Metric::P99 | Metric::P999 => {
             if v < 1.0 {
                 format!("{:.d$}ms", v * 1000.0)

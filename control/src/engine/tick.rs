@@ -91,6 +91,7 @@ fn view<'a>(
             Some(Canary {
                 window: v.stats.window(rb.window),
                 since_step: (!age.is_zero()).then(|| v.stats.window(age)),
+                mirror: v.mirrored.as_ref().map(|m| m.window(rb.window)),
                 // Half-open counts too: an idle canary's breaker
                 // half-opens on its own, and a level must not clear for that.
                 breaker_open: v.breaker.state() != BreakerState::Closed,

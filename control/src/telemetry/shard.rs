@@ -13,11 +13,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use hdrhistogram::Histogram;
 
+use serin_config::MAX_SIGNALS;
+
 use super::{hist, Outcome};
 
 /// Counters of a shard, a slot or a window. `requests` counts every
 /// attempt, failed ones included.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Counts {
     pub(crate) requests: u64,
     pub(crate) status_5xx: u64,
@@ -28,7 +30,29 @@ pub(crate) struct Counts {
     /// `requests`, never in `errors`, without a latency sample.
     pub(crate) client_timeout: u64,
     pub(crate) client_abort: u64,
+    /// Mirrored copies compared with the live answer, and those that
+    /// differed (a mirror's stats only).
+    pub(crate) compared: u64,
+    pub(crate) mismatched: u64,
+    /// The route's quality signals, by index (`[[routes.signals]]`).
+    pub(crate) signals: [SignalCount; MAX_SIGNALS],
 }
+
+/// One quality signal's tally.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SignalCount {
+    /// Answers that carried the signal's header with a readable value.
+    pub reported: u64,
+    /// Of those, the ones true or above 0.
+    pub hits: u64,
+    /// The sum of the values reported (true is 1, false 0).
+    pub sum: f64,
+}
+
+/// What one answer reported of the route's quality signals, by index;
+/// `None` where its header was absent or unreadable.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SignalValues(pub [Option<f64>; MAX_SIGNALS]);
 
 /// What one shard gathered since the last fold.
 #[derive(Debug, Default)]
@@ -115,6 +139,23 @@ impl Counts {
         self.fallbacks += other.fallbacks;
         self.client_timeout += other.client_timeout;
         self.client_abort += other.client_abort;
+        self.compared += other.compared;
+        self.mismatched += other.mismatched;
+        for (s, o) in self.signals.iter_mut().zip(&other.signals) {
+            s.add(o);
+        }
+    }
+
+    /// Counts what one answer reported.
+    #[inline]
+    pub(crate) fn record_signals(&mut self, values: &SignalValues) {
+        for (s, v) in self.signals.iter_mut().zip(values.0) {
+            if let Some(v) = v {
+                s.reported += 1;
+                s.hits += u64::from(v > 0.0);
+                s.sum += v;
+            }
+        }
     }
 
     pub(crate) fn errors(&self) -> u64 {
@@ -136,6 +177,37 @@ impl Counts {
 
     pub(crate) fn is_empty(&self) -> bool {
         *self == Counts::default()
+    }
+}
+
+// === impl SignalCount ===
+
+impl SignalCount {
+    pub(crate) fn add(&mut self, other: &SignalCount) {
+        self.reported += other.reported;
+        self.hits += other.hits;
+        self.sum += other.sum;
+    }
+}
+
+// === impl SignalValues ===
+
+impl SignalValues {
+    /// Reads one header's value: `1`/`true`/`yes` and `0`/`false`/`no`
+    /// (any case), or a finite number; anything else is not a report.
+    pub fn parse(value: &[u8]) -> Option<f64> {
+        let text = std::str::from_utf8(value).ok()?.trim();
+        for (word, v) in [("true", 1.0), ("yes", 1.0), ("false", 0.0), ("no", 0.0)] {
+            if text.eq_ignore_ascii_case(word) {
+                return Some(v);
+            }
+        }
+        text.parse::<f64>().ok().filter(|v| v.is_finite())
+    }
+
+    /// Whether any signal was reported.
+    pub fn any(&self) -> bool {
+        self.0.iter().any(Option::is_some)
     }
 }
 

@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use super::hist::{self, Packed};
-use super::shard::{lock, Counts, Shards};
+use super::shard::{lock, Counts, Shards, SignalValues};
 use super::window::{cutoff, Ring, Slot, WindowStats};
 use super::{Outcome, Settings};
 use crate::metrics::Exports;
@@ -89,6 +89,30 @@ impl VersionStats {
             .local()
             .lock()
             .record(outcome, hist::micros(latency));
+    }
+
+    /// Records one attempt that answered with quality signals
+    /// (`[[routes.signals]]`): [`record`](Self::record) plus what the
+    /// answer reported, under the same lock.
+    #[inline]
+    pub fn record_signals(&self, outcome: Outcome, latency: Duration, values: &SignalValues) {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut active = self.shards.local().lock();
+        active.record(outcome, hist::micros(latency));
+        active.counts.record_signals(values);
+    }
+
+    /// Counts one mirrored answer compared with the live one (a mirror's
+    /// stats, `[routes.mirror]`).
+    pub fn record_comparison(&self, matched: bool) {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut active = self.shards.local().lock();
+        active.counts.compared += 1;
+        active.counts.mismatched += u64::from(!matched);
     }
 
     /// Turns one already recorded success into an error: an answer whose

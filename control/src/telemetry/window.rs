@@ -14,7 +14,9 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use super::hist::{self, Dense, Packed};
-use super::shard::Counts;
+use serin_config::MAX_SIGNALS;
+
+use super::shard::{Counts, SignalCount};
 
 /// What one tick folded. Slots with no traffic are not stored at all.
 #[derive(Debug)]
@@ -55,6 +57,12 @@ pub struct WindowStats {
     /// Client requests the client abandoned before its answer (route stats
     /// only; in `requests`, not in `errors`).
     pub client_aborts: u64,
+    /// Mirrored copies compared with the live answer (a mirror's stats).
+    pub compared: u64,
+    /// Of those, the ones whose answer differed.
+    pub mismatched: u64,
+    /// The route's quality signals, by index.
+    pub signals: [SignalCount; MAX_SIGNALS],
     /// Latencies in µs, 1 µs to 60 s, 3 significant digits.
     hist: Histogram<u64>,
 }
@@ -117,6 +125,9 @@ impl WindowStats {
             fallbacks: 0,
             client_timeouts: 0,
             client_aborts: 0,
+            compared: 0,
+            mismatched: 0,
+            signals: [SignalCount::default(); MAX_SIGNALS],
             hist: hist::new(),
         }
     }
@@ -130,6 +141,11 @@ impl WindowStats {
         self.fallbacks += c.fallbacks;
         self.client_timeouts += c.client_timeout;
         self.client_aborts += c.client_abort;
+        self.compared += c.compared;
+        self.mismatched += c.mismatched;
+        for (s, o) in self.signals.iter_mut().zip(&c.signals) {
+            s.add(o);
+        }
     }
 
     pub(crate) fn add_slots<'a>(&mut self, slots: impl Iterator<Item = &'a Slot>) {
@@ -153,6 +169,37 @@ impl WindowStats {
     /// `errors / requests`; `None` for an empty window.
     pub fn error_rate(&self) -> Option<f64> {
         (self.requests > 0).then(|| self.errors as f64 / self.requests as f64)
+    }
+
+    /// Answers with response headers: what a signal could be reported on.
+    pub fn answered(&self) -> u64 {
+        self.requests
+            - self.connect_errors
+            - self.timeouts
+            - self.client_timeouts
+            - self.client_aborts
+    }
+
+    /// `NAME_rate` of signal `i`: answers that reported it true or above 0,
+    /// of every answer (an answer without the header reports nothing
+    /// wrong); `None` with no answers.
+    pub fn signal_rate(&self, i: usize) -> Option<f64> {
+        let s = self.signals.get(i)?;
+        let answered = self.answered();
+        (answered > 0).then(|| s.hits as f64 / answered as f64)
+    }
+
+    /// `NAME_mean` of signal `i`: the mean of the values reported; `None`
+    /// when none was.
+    pub fn signal_mean(&self, i: usize) -> Option<f64> {
+        let s = self.signals.get(i)?;
+        (s.reported > 0).then(|| s.sum / s.reported as f64)
+    }
+
+    /// `mirror_mismatch_rate`: mirrored answers that differed from the
+    /// live one, of those compared; `None` before any comparison.
+    pub fn mismatch_rate(&self) -> Option<f64> {
+        (self.compared > 0).then(|| self.mismatched as f64 / self.compared as f64)
     }
 
     /// `1 - error_rate`; `None` for an empty window.

@@ -48,6 +48,7 @@ fn canary_n(n: u64, errors: u64) -> Canary {
         name: "v2".into(),
         window: window(n - errors, errors, 5 * MS),
         since_step: None,
+        mirror: None,
         breaker_open: false,
         unhealthy: false,
         health_detail: String::new(),
