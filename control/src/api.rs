@@ -16,6 +16,7 @@ mod error;
 mod events;
 mod incidents;
 mod maintenance;
+mod mirror;
 mod openapi;
 mod revisions;
 mod stats;
@@ -115,6 +116,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/api/v1/routes/{route}/resume",
             changes::resume,
         ),
+        ep(Method::GET, "/api/v1/routes/{route}/mirror", mirror::mirror),
         ep(Method::GET, "/api/v1/events", events::events),
         ep(Method::GET, "/api/v1/revisions", revisions::list),
         ep(

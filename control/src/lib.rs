@@ -21,6 +21,8 @@
 //!   acts); [`drill`]: rehearsal faults, timed.
 //! - [`health`]: active health checks (an atomic per version the pick
 //!   reads) and `health/prober.rs`, the task that probes every version.
+//! - [`mirror`]: what a route's `[routes.mirror]` sent, shed and found
+//!   different (the copies are the data plane's; their stats telemetry's).
 //! - [`registry`]: long-lived per-(route, version) objects across reloads.
 //! - [`telemetry`]: per-version and per-route counts and latency histograms
 //!   in 1 s slots (sharded recording, packed slots, windows read on demand).
@@ -40,6 +42,7 @@ pub mod health;
 pub mod incident;
 pub mod live;
 pub mod metrics;
+pub mod mirror;
 pub mod notify;
 pub mod persist;
 pub mod registry;
@@ -48,5 +51,6 @@ pub mod revisions;
 pub mod telemetry;
 
 pub use live::{
-    FallbackSnap, ForceSnap, Live, LiveError, RouteSnap, Shared, Snapshot, VersionSnap,
+    FallbackSnap, ForceSnap, Live, LiveError, MirrorSnap, RouteSnap, Shared, SignalSnap, Snapshot,
+    VersionSnap,
 };

@@ -89,6 +89,33 @@ pub struct RouteSnap {
     pub phase: Phase,
     /// `[routes.override]`, compiled; `None`: no request picks its version.
     pub force: Option<ForceSnap>,
+    /// `[routes.mirror]`, compiled; `None`: nothing is copied.
+    pub mirror: Option<MirrorSnap>,
+    /// `[[routes.signals]]`, compiled, by index.
+    pub signals: Box<[SignalSnap]>,
+}
+
+/// `[routes.mirror]`, compiled.
+#[derive(Debug)]
+pub struct MirrorSnap {
+    /// The version copies go to, by index; its `mirrored` stats count them.
+    pub to: usize,
+    /// A request is copied when a uniform `u32` falls below this.
+    pub below: u32,
+    pub compare: serin_config::Compare,
+    pub max_body: u64,
+    pub queue: usize,
+    /// The same across reloads.
+    pub log: Arc<crate::mirror::MirrorLog>,
+}
+
+/// One `[[routes.signals]]` entry, compiled.
+#[derive(Debug)]
+pub struct SignalSnap {
+    pub name: Arc<str>,
+    pub header: http::HeaderName,
+    /// Pass the header on to the client.
+    pub keep: bool,
 }
 
 /// `[routes.override]`, compiled: where a request names its version, and
@@ -167,6 +194,8 @@ pub struct Shared {
     pub faults: Registry<crate::drill::Fault>,
     /// Drills run and done.
     pub drills: crate::drill::Drills,
+    /// Mirror counters and samples per (route, mirrored version).
+    pub mirrors: Registry<crate::mirror::MirrorLog>,
     /// The TLS settings of `https://` versions in force, one value per
     /// distinct setting: a reload that keeps a version's settings keeps
     /// its client configuration, so pooled connections and TLS sessions

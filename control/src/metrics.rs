@@ -11,7 +11,7 @@
 //! is rare (a fallback, a breaker change, a rollback, a reload) and updates
 //! its handle directly.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -19,6 +19,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::breaker::BreakerState;
 use crate::health::HealthState;
 use crate::telemetry::Outcome;
+use serin_config::MAX_SIGNALS;
 
 /// Upstream attempts per version: `{route, version, outcome}`.
 pub const REQUESTS_TOTAL: &str = "serin_requests_total";
@@ -44,6 +45,11 @@ pub const ROUTE_WEIGHT: &str = "serin_route_weight";
 pub const ROLLBACKS_TOTAL: &str = "serin_rollbacks_total";
 /// Routing-file reloads: `{result}`.
 pub const CONFIG_RELOADS_TOTAL: &str = "serin_config_reloads_total";
+/// Mirrored answers that differed from the live one: `{route, version}`.
+pub const MIRROR_MISMATCHES_TOTAL: &str = "serin_mirror_mismatches_total";
+/// Answers reporting a quality signal true or above 0:
+/// `{route, version, signal}`.
+pub const SIGNAL_TOTAL: &str = "serin_signal_total";
 
 /// Label keys.
 pub mod label {
@@ -61,6 +67,8 @@ pub mod label {
     pub const MODE: &str = "mode";
     /// A reload's result, e.g. `applied`, `rejected`, `unchanged`.
     pub const RESULT: &str = "result";
+    /// A quality signal's name (`[[routes.signals]]`).
+    pub const SIGNAL: &str = "signal";
 }
 
 /// Bucket bounds (seconds) of both duration histograms: 0.5 ms to 60 s.
@@ -77,6 +85,9 @@ pub(crate) struct Exports {
     /// version (only routes have them), so no always-zero series is exported.
     requests: [Option<Counter>; 6],
     duration: Histogram,
+    /// `serin_signal_total` per signal index, named when a table compiles
+    /// (a reload may rename them); folds only, never the request path.
+    signals: Mutex<[Option<Counter>; MAX_SIGNALS]>,
 }
 
 /// Installs the process-wide Prometheus recorder on first call and returns
@@ -170,6 +181,12 @@ pub fn rollback(route: &str, mode: &'static str) {
         .increment(1);
 }
 
+/// `serin_mirror_mismatches_total{route,version}`, resolved once per mirror.
+pub fn mirror_mismatches(route: &str, version: &str) -> Counter {
+    ::metrics::counter!(MIRROR_MISMATCHES_TOTAL,
+        label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
+}
+
 /// Counts a reload in `serin_config_reloads_total{result}`.
 pub fn config_reload(result: &'static str) {
     ::metrics::counter!(CONFIG_RELOADS_TOTAL, label::RESULT => result).increment(1);
@@ -209,6 +226,14 @@ fn describe() {
     describe_gauge!(ROUTE_WEIGHT, "Live weight per version.");
     describe_counter!(ROLLBACKS_TOTAL, "Rollbacks started, by mode.");
     describe_counter!(CONFIG_RELOADS_TOTAL, "Routing-file reloads, by result.");
+    describe_counter!(
+        MIRROR_MISMATCHES_TOTAL,
+        "Mirrored answers that differed from the live answer."
+    );
+    describe_counter!(
+        SIGNAL_TOTAL,
+        "Answers reporting a quality signal true or above 0."
+    );
 }
 
 // === impl Exports ===
@@ -227,6 +252,30 @@ impl Exports {
             }),
             duration: ::metrics::histogram!(REQUEST_DURATION_SECONDS,
                 label::ROUTE => route.to_owned(), label::VERSION => version.to_owned()),
+            signals: Mutex::default(),
+        }
+    }
+
+    /// Names the signals of `version` of `route` for `serin_signal_total`.
+    pub(crate) fn name_signals(&self, route: &str, version: &str, names: &[&str]) {
+        let mut out = self.signals.lock().unwrap_or_else(PoisonError::into_inner);
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = names.get(i).map(|name| {
+                ::metrics::counter!(SIGNAL_TOTAL,
+                    label::ROUTE => route.to_owned(),
+                    label::VERSION => version.to_owned(),
+                    label::SIGNAL => (*name).to_owned())
+            });
+        }
+    }
+
+    /// Adds one folded slot's signal hits, by signal index.
+    pub(crate) fn publish_signals(&self, hits: impl Iterator<Item = u64>) {
+        let counters = self.signals.lock().unwrap_or_else(PoisonError::into_inner);
+        for (counter, n) in counters.iter().zip(hits) {
+            if let (Some(c), true) = (counter, n > 0) {
+                c.increment(n);
+            }
         }
     }
 
@@ -238,6 +287,7 @@ impl Exports {
                     label::ROUTE => route.to_owned(), label::OUTCOME => o.label()))
             }),
             duration: ::metrics::histogram!(ROUTE_DURATION_SECONDS, label::ROUTE => route.to_owned()),
+            signals: Mutex::default(),
         }
     }
 

@@ -99,6 +99,33 @@ struct RouteEntry {
     versions: HashMap<Arc<str>, Arc<VersionStats>>,
     /// Requests that forced their version (`[routes.override]`), apart.
     forced: HashMap<Arc<str>, Arc<VersionStats>>,
+    /// Mirrored copies (`[routes.mirror]`), apart.
+    mirrored: HashMap<Arc<str>, Arc<VersionStats>>,
+}
+
+/// Stats kept apart from a version's own, and from Prometheus.
+#[derive(Debug, Clone, Copy)]
+enum Apart {
+    Forced,
+    Mirrored,
+}
+
+// === impl Apart ===
+
+impl Apart {
+    fn of(self, e: &RouteEntry) -> &HashMap<Arc<str>, Arc<VersionStats>> {
+        match self {
+            Apart::Forced => &e.forced,
+            Apart::Mirrored => &e.mirrored,
+        }
+    }
+
+    fn of_mut(self, e: &mut RouteEntry) -> &mut HashMap<Arc<str>, Arc<VersionStats>> {
+        match self {
+            Apart::Forced => &mut e.forced,
+            Apart::Mirrored => &mut e.mirrored,
+        }
+    }
 }
 
 // === impl Outcome ===
@@ -215,13 +242,23 @@ impl Telemetry {
     /// cookie of `[routes.override]`): kept apart from the version's own,
     /// so rules judge users' traffic only, and not exported to Prometheus.
     pub fn forced(&self, route: &str, version: &str) -> Arc<VersionStats> {
-        if let Some(s) = self.read(|routes| routes.get(route)?.forced.get(version).cloned()) {
+        self.apart(route, version, Apart::Forced)
+    }
+
+    /// Stats of the copies `[routes.mirror]` sends to `version` of `route`,
+    /// with their comparisons: apart from the version's own (no user saw
+    /// these answers) and not exported to Prometheus.
+    pub fn mirrored(&self, route: &str, version: &str) -> Arc<VersionStats> {
+        self.apart(route, version, Apart::Mirrored)
+    }
+
+    fn apart(&self, route: &str, version: &str, kind: Apart) -> Arc<VersionStats> {
+        if let Some(s) = self.read(|routes| kind.of(routes.get(route)?).get(version).cloned()) {
             return s;
         }
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
         let (route, entry) = Self::entry(&mut routes, route);
-        entry
-            .forced
+        kind.of_mut(entry)
             .entry(version.into())
             .or_insert_with_key(|version| {
                 Arc::new(VersionStats::new(
@@ -267,6 +304,7 @@ impl Telemetry {
             entry.total.take_if(|_| !keep(route, None));
             entry.versions.retain(|v, _| keep(route, Some(v)));
             entry.forced.retain(|v, _| keep(route, Some(v)));
+            entry.mirrored.retain(|v, _| keep(route, Some(v)));
             entry.total.is_some() || !entry.versions.is_empty()
         });
     }
@@ -304,6 +342,7 @@ impl Telemetry {
                                 .iter()
                                 .chain(e.versions.values())
                                 .chain(e.forced.values())
+                                .chain(e.mirrored.values())
                         })
                         .cloned()
                         .collect(),

@@ -30,4 +30,4 @@ pub mod upstream;
 
 pub use crate::generator::{run, LoadConfig, LoadError, Sticky};
 pub use crate::report::{Progress, Report, X_SERIN_VERSION};
-pub use crate::upstream::{FakeHandle, FakeVersion, Faults, X_UPSTREAM_VERSION};
+pub use crate::upstream::{FakeHandle, FakeVersion, Faults, SIGNAL_HEADER, X_UPSTREAM_VERSION};

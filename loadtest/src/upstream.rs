@@ -40,7 +40,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use self::body::pattern_byte;
-pub use self::faults::Faults;
+pub use self::faults::{Faults, SIGNAL_HEADER};
 use self::service::Shared;
 pub use self::service::X_UPSTREAM_VERSION;
 

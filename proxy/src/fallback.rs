@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{Request, Uri, Version};
+use http::{HeaderMap, Request, Uri, Version};
 use serin_control::breaker::Admit;
 use serin_control::drill::Injection;
-use serin_control::telemetry::Outcome;
+use serin_control::telemetry::{Outcome, SignalValues};
 use serin_control::{FallbackSnap, RouteSnap, VersionSnap};
 
 use crate::body::{Phase, Upload, UpstreamBody};
@@ -203,7 +203,19 @@ pub(crate) async fn walk(
         // Request sent → response headers: an upload's own time is the
         // client's, never the version's latency.
         let took = clock.waiting_since(sent).elapsed();
-        out.count.each(v, |s| s.record(outcome, took));
+        let mut attempted = attempted;
+        let signals = match &mut attempted {
+            Attempted::Answered(resp, _) if !route.signals.is_empty() => {
+                let values = read_signals(route, resp.headers());
+                strip_signals(route, resp.headers_mut());
+                values
+            }
+            _ => None,
+        };
+        out.count.each(v, |s| match &signals {
+            Some(values) => s.record_signals(outcome, took, values),
+            None => s.record(outcome, took),
+        });
         // A forced request says nothing to the breaker: a tester hitting a
         // broken build must not hold its breaker open, nor a lucky one close
         // what users' traffic opened (its permit goes back unused).
@@ -249,6 +261,28 @@ pub(crate) async fn walk(
     Walk::Exhausted {
         last,
         chain: fb.is_some() && !path.is_empty(),
+    }
+}
+
+/// What an answer reported of the route's quality signals
+/// (`[[routes.signals]]`); `None` for a route without any.
+pub(crate) fn read_signals(route: &RouteSnap, headers: &HeaderMap) -> Option<SignalValues> {
+    if route.signals.is_empty() {
+        return None;
+    }
+    let mut values = SignalValues::default();
+    for (slot, s) in values.0.iter_mut().zip(route.signals.iter()) {
+        *slot = headers
+            .get(&s.header)
+            .and_then(|v| SignalValues::parse(v.as_bytes()));
+    }
+    Some(values)
+}
+
+/// Removes the signal headers the client must not see (all but `keep`).
+fn strip_signals(route: &RouteSnap, headers: &mut HeaderMap) {
+    for s in route.signals.iter().filter(|s| !s.keep) {
+        headers.remove(&s.header);
     }
 }
 

@@ -36,6 +36,7 @@ pub mod fuzzing;
 mod headers;
 mod host;
 mod limits;
+mod mirror;
 mod pick;
 mod proxy;
 mod route;

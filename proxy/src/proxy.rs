@@ -87,14 +87,15 @@ impl Proxy {
 
     async fn forward(
         &self,
-        snap: &Snapshot,
+        snap: &Arc<Snapshot>,
         mut req: Request<Incoming>,
         peer: Peer,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         if let Some(m) = &snap.maintenance {
             return Ok(maintenance(m, accepts_json(req.headers())));
         }
-        let route = &snap.routes[route::find(snap, &req).ok_or(ProxyError::NoRoute)?];
+        let ri = route::find(snap, &req).ok_or(ProxyError::NoRoute)?;
+        let route = &snap.routes[ri];
         // Until an outcome is set, the client is the one who left.
         let mut ended = Ended {
             route,
@@ -123,15 +124,23 @@ impl Proxy {
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
-        let (replay, stream) = match route.fallback.as_ref() {
-            Some(f)
-                if !upgrade
+        // A copy for `[routes.mirror]` needs the body whole, as a
+        // fallback does: both keep it, up to the larger of their limits.
+        let mirror = crate::mirror::chosen(route, first, count, upgrade);
+        let replay_limit = route
+            .fallback
+            .as_ref()
+            .filter(|f| {
+                !upgrade
                     && route.next[first].is_some()
-                    && replayable(&parts.method, f.retry_non_idempotent) =>
-            {
+                    && replayable(&parts.method, f.retry_non_idempotent)
+            })
+            .map(|f| f.max_replay_body);
+        let (replay, stream) = match replay_limit.max(mirror.map(|m| m.max_body)) {
+            Some(limit) => {
                 // Boxed: only fallback routes keep bodies, and the request
                 // future (moved by value into hyper) stays smaller for all.
-                match Box::pin(keep(body, f.max_replay_body)).await {
+                match Box::pin(keep(body, limit)).await {
                     Ok(Kept::Whole(b)) => (Some(b), None),
                     Ok(Kept::TooLarge(prefix, rest)) => {
                         (None, Some(UpstreamBody::Prefixed(Some(prefix), rest)))
@@ -142,7 +151,18 @@ impl Proxy {
                     }
                 }
             }
-            _ => (None, Some(UpstreamBody::Stream(body))),
+            None => (None, Some(UpstreamBody::Stream(body))),
+        };
+        let client = self.upstreams.get();
+        let copy = match (mirror, &replay) {
+            (Some(m), Some(bytes)) => {
+                crate::mirror::spawn(m, snap.clone(), ri, client, &parts, &pq, bytes, &fwd)
+            }
+            (Some(m), None) => {
+                m.log.skipped();
+                None
+            }
+            _ => None,
         };
         let mut stream = stream;
         let upload = stream.as_mut().and_then(UpstreamBody::track);
@@ -157,7 +177,7 @@ impl Proxy {
             count,
         };
 
-        let (resp, outcome) = match walk(self.upstreams.get(), route, first, out).await {
+        let (resp, outcome) = match walk(client, route, first, out).await {
             Walk::Answered {
                 mut resp,
                 version,
@@ -179,6 +199,9 @@ impl Proxy {
                     }
                 }
                 headers::strip_hop_by_hop(resp.headers_mut(), switching);
+                if let Some(copy) = copy {
+                    copy.answered(&mut resp);
+                }
                 if route.response_headers {
                     let h = resp.headers_mut();
                     h.insert(&X_SERIN_VERSION, v.header.clone());

@@ -21,6 +21,7 @@ mod e2e {
     mod metrics;
     mod notify;
     mod pool;
+    mod quality;
     mod reload;
     mod rollout;
     mod routing;

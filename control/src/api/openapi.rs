@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{changes, drills, events, incidents, maintenance, revisions, stats, status};
+use super::{changes, drills, events, incidents, maintenance, mirror, revisions, stats, status};
 
 /// The admin API's OpenAPI 3 document.
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use super::{changes, drills, events, incidents, maintenance, revisions, stats, s
         status::status,
         status::route,
         stats::stats,
+        mirror::mirror,
         changes::weights,
         changes::rollback,
         changes::promote,

@@ -22,6 +22,19 @@ pub(crate) struct StatsQuery {
     window: Option<String>,
 }
 
+impl StatsQuery {
+    /// The window asked for, clamped (not refused) to 1s..15m: the
+    /// answer's `window_s` is the window read.
+    pub(crate) fn window(&self) -> Result<Duration, ApiError> {
+        let window = match self.window.as_deref() {
+            None => Duration::from_secs(60),
+            Some(w) => serin_config::parse_duration(w)
+                .map_err(|e| ApiError::BadRequest(format!("window: {e}")))?,
+        };
+        Ok(window.clamp(Duration::from_secs(1), MAX_WINDOW))
+    }
+}
+
 /// SPEC.md's stats shape.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RouteStats {
@@ -34,6 +47,11 @@ pub(crate) struct RouteStats {
     /// `[routes.override]`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     forced: BTreeMap<String, VersionStatsJson>,
+    /// The copies `[routes.mirror]` sent to its version, with their
+    /// comparisons (`compared`, `mismatched`, `mismatch_rate`). Absent
+    /// without `[routes.mirror]`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    mirrored: BTreeMap<String, VersionStatsJson>,
     /// End to end, as the clients saw it.
     route_total: VersionStatsJson,
 }
@@ -63,6 +81,31 @@ pub(crate) struct VersionStatsJson {
     p99_ms: Option<f64>,
     p999_ms: Option<f64>,
     mean_ms: Option<f64>,
+    /// Per `[[routes.signals]]` name: `rate` (answers reporting it true or
+    /// above 0, of all answers), `mean` (of the values reported) and
+    /// `reported`. Absent on a route without signals.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    signals: BTreeMap<String, SignalJson>,
+    /// Mirrored copies only: answers compared with the live one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compared: Option<u64>,
+    /// Mirrored copies only: compared answers that differed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mismatched: Option<u64>,
+    /// Mirrored copies only: `mismatched / compared`; `null` before any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mismatch_rate: Option<Option<f64>>,
+}
+
+/// One quality signal over the window.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SignalJson {
+    /// `NAME_rate`; `null` with no answers.
+    rate: Option<f64>,
+    /// `NAME_mean`; `null` when none reported.
+    mean: Option<f64>,
+    /// Answers that carried the signal.
+    reported: u64,
 }
 
 #[utoipa::path(get, path = "/api/v1/routes/{route}/stats", tag = "status",
@@ -77,44 +120,62 @@ pub(crate) async fn stats(
     Path(name): Path<String>,
     Query(q): Query<StatsQuery>,
 ) -> Result<Json<RouteStats>, ApiError> {
-    let window = match q.window.as_deref() {
-        None => Duration::from_secs(60),
-        Some(w) => serin_config::parse_duration(w)
-            .map_err(|e| ApiError::BadRequest(format!("window: {e}")))?,
-    };
-    // Clamped, not refused: the answer's `window_s` is the window read.
-    let window = window.clamp(Duration::from_secs(1), MAX_WINDOW);
+    let window = q.window()?;
     let snap = st.live.snapshot();
     let route = snap
         .routes
         .iter()
         .find(|r| *r.name == *name)
         .ok_or_else(|| ApiError::NotFound(format!("no route named {name:?}")))?;
+    let signals: Vec<&str> = route.signals.iter().map(|s| &*s.name).collect();
+    let json = |w: &WindowStats| to_json(w, &signals);
     Ok(Json(RouteStats {
         route: route.name.to_string(),
         window_s: window.as_secs_f64(),
         versions: route
             .versions
             .iter()
-            .map(|v| (v.name.to_string(), to_json(&v.stats.window(window))))
+            .map(|v| (v.name.to_string(), json(&v.stats.window(window))))
             .collect(),
         forced: route
             .versions
             .iter()
+            .filter_map(|v| Some((v.name.to_string(), json(&v.forced.as_ref()?.window(window)))))
+            .collect(),
+        mirrored: route
+            .versions
+            .iter()
             .filter_map(|v| {
-                Some((
-                    v.name.to_string(),
-                    to_json(&v.forced.as_ref()?.window(window)),
-                ))
+                let w = v.mirrored.as_ref()?.window(window);
+                let mut out = json(&w);
+                out.compared = Some(w.compared);
+                out.mismatched = Some(w.mismatched);
+                out.mismatch_rate = Some(w.mismatch_rate());
+                Some((v.name.to_string(), out))
             })
             .collect(),
-        route_total: to_json(&route.stats.window(window)),
+        route_total: to_json(&route.stats.window(window), &[]),
     }))
 }
 
-fn to_json(w: &WindowStats) -> VersionStatsJson {
+fn to_json(w: &WindowStats, signals: &[&str]) -> VersionStatsJson {
     let ms = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
     VersionStatsJson {
+        signals: signals
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let json = SignalJson {
+                    rate: w.signal_rate(i),
+                    mean: w.signal_mean(i),
+                    reported: w.signals[i].reported,
+                };
+                ((*name).to_owned(), json)
+            })
+            .collect(),
+        compared: None,
+        mismatched: None,
+        mismatch_rate: None,
         requests: w.requests,
         errors: w.errors,
         error_rate: w.error_rate(),

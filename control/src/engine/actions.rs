@@ -44,9 +44,12 @@ pub(super) fn weights(route: &Route, state: &LiveState) -> BTreeMap<String, f64>
 /// Versions other than the stable one that have traffic.
 pub(super) fn canaries(route: &Route, state: &LiveState) -> Vec<String> {
     let stable = stable_of(route);
+    // The version `[routes.mirror]` copies to is judged before any user
+    // is sent to it: a canary at weight 0 too.
+    let mirrored = |n: &str| route.mirror.as_ref().is_some_and(|m| m.to == n);
     weights(route, state)
         .into_iter()
-        .filter(|(n, w)| n != stable && *w > 0.0)
+        .filter(|(n, w)| n != stable && (*w > 0.0 || mirrored(n)))
         .map(|(n, _)| n)
         .collect()
 }

@@ -58,6 +58,9 @@ pub(crate) struct View<'a> {
     /// Whether the route has live state of its own (a rollout or rollback
     /// began, an operator's hand): a rollout starts only on one without.
     pub(crate) has_state: bool,
+    /// The route mirrors to its canary: a rollout waits for the copies'
+    /// verdict (every level clear) before its first step.
+    pub(crate) mirror_first: bool,
     /// The stable version over `window`, when it had traffic.
     pub(crate) stable: Option<WindowStats>,
     pub(crate) canaries: Vec<Canary>,
@@ -247,7 +250,8 @@ pub(crate) fn decide(view: &View<'_>, track: &mut Track, now: Instant) -> Decide
             };
         }
     }
-    if view.phase == Phase::Stable && view.rollout.is_some() && !view.has_state {
+    let may_start = view.phase == Phase::Stable && view.rollout.is_some() && !view.has_state;
+    if may_start && !view.mirror_first {
         track.step_at = Some(now);
         out.push(Decision::StartRollout);
         return out;
@@ -328,6 +332,12 @@ pub(crate) fn decide(view: &View<'_>, track: &mut Track, now: Instant) -> Decide
     match view.phase {
         Phase::RollingBack => gradual(view, abort, track, now, &mut out),
         Phase::Progressing => rollout(view, &levels, track, now, &mut out),
+        // A mirrored canary's rollout starts once its copies are judged
+        // clear: no user meets it before then.
+        _ if may_start && levels.iter().all(|l| *l == Verdict::Clear) => {
+            track.step_at = Some(now);
+            out.push(Decision::StartRollout);
+        }
         _ => {}
     }
     out

@@ -88,8 +88,14 @@ fn view<'a>(
         .into_iter()
         .filter_map(|c| {
             let v = rsnap.versions.iter().find(|v| *v.name == *c)?;
+            // A version no user is sent to yet is judged on its mirrored
+            // copies: what it would have answered them.
+            let judged = match &v.mirrored {
+                Some(m) if v.weight <= 0.0 => m,
+                _ => &v.stats,
+            };
             Some(Canary {
-                window: v.stats.window(rb.window),
+                window: judged.window(rb.window),
                 since_step: (!age.is_zero()).then(|| v.stats.window(age)),
                 mirror: v.mirrored.as_ref().map(|m| m.window(rb.window)),
                 // Half-open counts too: an idle canary's breaker
@@ -108,6 +114,7 @@ fn view<'a>(
         step: rs.and_then(|s| s.step),
         key,
         has_state: rs.is_some(),
+        mirror_first: r.mirror.is_some(),
         stable,
         canaries,
     })

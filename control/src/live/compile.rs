@@ -9,8 +9,8 @@ use http::HeaderValue;
 use serin_config::{Config, Fallback, Route, Version};
 
 use super::{
-    FallbackSnap, ForceSnap, Maintenance, PickTable, RouteIndex, RouteSnap, Shared, Snapshot,
-    VersionSnap,
+    FallbackSnap, ForceSnap, Maintenance, MirrorSnap, PickTable, RouteIndex, RouteSnap, Shared,
+    SignalSnap, Snapshot, VersionSnap,
 };
 use crate::persist::{LiveState, Phase};
 
@@ -134,6 +134,26 @@ fn compile_route(
                 .collect(),
             rules_include_forced: f.rules_include_forced,
         }),
+        mirror: route.mirror.as_ref().and_then(|m| {
+            Some(MirrorSnap {
+                to: route.versions.iter().position(|v| v.name == m.to)?,
+                // Saturates at 100%: a copy of every request.
+                below: (m.share * f64::from(u32::MAX)).round() as u32,
+                compare: m.compare.clone(),
+                max_body: m.max_body,
+                queue: m.queue,
+                log: shared.mirrors.get(&route.name, &m.to),
+            })
+        }),
+        signals: route
+            .signals
+            .iter()
+            .map(|s| SignalSnap {
+                name: s.name.as_str().into(),
+                header: s.header.clone(),
+                keep: s.keep,
+            })
+            .collect(),
         versions,
     })
 }
@@ -194,6 +214,11 @@ fn compile_version(
     // Version names are validated as [A-Za-z0-9._-]; a name that still is
     // not a header value gets a placeholder rather than failing the table.
     let header = HeaderValue::from_str(&v.name).unwrap_or_else(|_| HeaderValue::from_static("?"));
+    let stats = shared.telemetry.version(&route.name, &v.name);
+    if !route.signals.is_empty() {
+        let names: Vec<&str> = route.signals.iter().map(|s| s.name.as_str()).collect();
+        stats.name_signals(&names);
+    }
     Ok(VersionSnap {
         name: v.name.as_str().into(),
         url: v.url.clone(),
@@ -202,7 +227,12 @@ fn compile_version(
         weight,
         timeout: v.timeout,
         header,
-        stats: shared.telemetry.version(&route.name, &v.name),
+        stats,
+        mirrored: route
+            .mirror
+            .as_ref()
+            .filter(|m| m.to == v.name)
+            .map(|_| shared.telemetry.mirrored(&route.name, &v.name)),
         forced: route
             .force
             .as_ref()

@@ -104,6 +104,15 @@ impl VersionStats {
         active.counts.record_signals(values);
     }
 
+    /// Names the route's quality signals, by index, for
+    /// `serin_signal_total{route,version,signal}` (a compiled table does,
+    /// so a reload that renames them is followed).
+    pub fn name_signals(&self, names: &[&str]) {
+        if let (Some(e), Some(v)) = (&self.exports, &self.version) {
+            e.name_signals(&self.route, v, names);
+        }
+    }
+
     /// Counts one mirrored answer compared with the live one (a mirror's
     /// stats, `[routes.mirror]`).
     pub fn record_comparison(&self, matched: bool) {
@@ -223,6 +232,9 @@ impl VersionStats {
             let samples = Packed::pack(&scratch.acc, &mut scratch.buf);
             if let Some(e) = &self.exports {
                 e.publish(counts.by_outcome(), samples.iter());
+                if counts.signals.iter().any(|s| s.hits > 0) {
+                    e.publish_signals(counts.signals.iter().map(|s| s.hits));
+                }
             }
             ring.push(Slot {
                 end: now,

@@ -21,7 +21,14 @@ pub struct Faults {
     status: AtomicU16,
     health_fail: AtomicBool,
     health_hang: AtomicBool,
+    /// `f64::to_bits` of the share of answers carrying [`SIGNAL_HEADER`]: 1.
+    signal_rate: AtomicU64,
+    /// Answers so far, for an exact share.
+    answers: AtomicU64,
 }
+
+/// The quality-signal header a fake version sets (`set_signal_rate`).
+pub const SIGNAL_HEADER: &str = "x-quality-flag";
 
 // === impl Faults ===
 
@@ -141,8 +148,31 @@ impl Faults {
         self.health_hang.load(Relaxed)
     }
 
+    /// Sets [`SIGNAL_HEADER`]`: 1` on this share of answers, exactly: the
+    /// n-th answer carries it when `floor(n * rate)` steps up (30% is 3 in
+    /// every 10). The rest carry no header. Clamped to `0.0..=1.0`.
+    pub fn set_signal_rate(&self, rate: f64) {
+        let rate = if rate.is_nan() {
+            0.0
+        } else {
+            rate.clamp(0.0, 1.0)
+        };
+        self.signal_rate.store(rate.to_bits(), Relaxed);
+    }
+
+    /// Whether the next answer carries the signal.
+    pub(crate) fn signal(&self) -> bool {
+        let rate = f64::from_bits(self.signal_rate.load(Relaxed));
+        if rate <= 0.0 {
+            return false;
+        }
+        let n = self.answers.fetch_add(1, Relaxed) as f64;
+        ((n + 1.0) * rate).floor() > (n * rate).floor()
+    }
+
     /// Turns every fault off.
     pub fn clear(&self) {
+        self.set_signal_rate(0.0);
         self.set_error_rate(0.0);
         self.set_latency(Duration::ZERO);
         self.set_latency_jitter(Duration::ZERO);

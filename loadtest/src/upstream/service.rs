@@ -108,6 +108,12 @@ pub(crate) async fn handle(
     }
     resp.headers_mut()
         .insert(X_UPSTREAM_VERSION, shared.version.clone());
+    if faults.signal() {
+        resp.headers_mut().insert(
+            super::faults::SIGNAL_HEADER,
+            http::HeaderValue::from_static("1"),
+        );
+    }
     Ok(resp)
 }
 

@@ -30,6 +30,9 @@ const MAX_LINE: usize = 4096;
 #[derive(Debug)]
 pub(crate) struct RespBody {
     state: State,
+    /// Hashes the body for `[routes.mirror]`'s comparison; `None` (the
+    /// rule) costs one branch per frame.
+    tee: Option<Box<crate::mirror::Tee>>,
 }
 
 #[derive(Debug)]
@@ -96,7 +99,10 @@ impl RespBody {
     pub(crate) fn new(conn: Conn, framing: RespFraming, home: Home) -> Self {
         let decoder = match framing {
             RespFraming::None | RespFraming::Length(0) => {
-                let mut me = Self { state: State::Done };
+                let mut me = Self {
+                    state: State::Done,
+                    tee: None,
+                };
                 me.finish_with(conn, home);
                 return me;
             }
@@ -110,6 +116,7 @@ impl RespBody {
                 decoder,
                 home,
             }),
+            tee: None,
         }
     }
 
@@ -117,6 +124,7 @@ impl RespBody {
     pub(crate) fn h2(body: hyper::body::Incoming) -> Self {
         Self {
             state: State::H2(Box::new(H2Body { body, grpc: None })),
+            tee: None,
         }
     }
 
@@ -138,6 +146,7 @@ impl RespBody {
     pub(crate) fn upgraded(conn: Conn) -> Self {
         Self {
             state: State::Upgraded(conn),
+            tee: None,
         }
     }
 
@@ -153,24 +162,12 @@ impl RespBody {
         }
     }
 
-    fn finish_with(&mut self, conn: Conn, home: Home) {
-        self.state = State::Done;
-        // Bytes past the response: the version is out of step; drop it.
-        if let (Some((pool, key)), true) = (home, conn.buf.is_empty()) {
-            pool.checkin(key, conn.idle());
-        }
-    }
-}
-
-impl Body for RespBody {
-    type Data = Bytes;
-    type Error = RespBodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
+    /// One frame of the body, before the tee sees it.
+    fn poll_body(
+        &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, RespBodyError>>> {
-        let me = self.get_mut();
+        let me = self;
         let r = match &mut me.state {
             State::Reading(r) => r,
             State::H2(h) => return h.poll_frame(cx),
@@ -203,6 +200,54 @@ impl Body for RespBody {
                 Poll::Ready(Some(Err(e)))
             }
         }
+    }
+
+    /// Feeds the body, as it is read, to `tee`.
+    pub(crate) fn tee(&mut self, tee: Box<crate::mirror::Tee>) {
+        let mut tee = tee;
+        if matches!(self.state, State::Done) {
+            tee.end();
+        }
+        self.tee = Some(tee);
+    }
+
+    fn finish_with(&mut self, conn: Conn, home: Home) {
+        self.state = State::Done;
+        // Bytes past the response: the version is out of step; drop it.
+        if let (Some((pool, key)), true) = (home, conn.buf.is_empty()) {
+            pool.checkin(key, conn.idle());
+        }
+    }
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = RespBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, RespBodyError>>> {
+        let me = self.get_mut();
+        let polled = me.poll_body(cx);
+        if me.tee.is_some() {
+            let ended = match &polled {
+                Poll::Ready(Some(Ok(_))) => Body::is_end_stream(me),
+                Poll::Ready(None) => true,
+                _ => false,
+            };
+            if let Some(tee) = me.tee.as_mut() {
+                if let Poll::Ready(Some(Ok(f))) = &polled {
+                    if let Some(data) = f.data_ref() {
+                        tee.data(data);
+                    }
+                }
+                if ended {
+                    tee.end();
+                }
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

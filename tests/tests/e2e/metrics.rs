@@ -22,13 +22,17 @@ const NAMES: &[&str] = &[
     "serin_route_weight",
     "serin_rollbacks_total",
     "serin_config_reloads_total",
+    "serin_mirror_mismatches_total",
+    "serin_signal_total",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_named_metric_is_exported_with_its_labels() {
     let v1 = FakeVersion::start("v1").unwrap();
     let v2 = FakeVersion::start("v2").unwrap();
+    let v3 = FakeVersion::start("v3").unwrap();
     v2.faults().set_error_rate(1.0);
+    v1.faults().set_signal_rate(0.5);
     let env = TestEnv::start(&format!(
         r#"[listen]
 http = "127.0.0.1:1"
@@ -42,6 +46,17 @@ name = "met"
   name = "v2"
   url = "{}"
   weight = 50
+  [[routes.versions]]
+  name = "v3"
+  url = "{}"
+  weight = 0
+  [routes.mirror]
+  to = "v3"
+  percent = 100
+  compare = ["body"]
+  [[routes.signals]]
+  name = "flag"
+  header = "{}"
   [routes.fallback]
   chain = ["v2", "v1"]
   [routes.health_check]
@@ -61,7 +76,9 @@ name = "met"
   critical = ["error_rate > 20%"]
 "#,
         v1.url(),
-        v2.url()
+        v2.url(),
+        v3.url(),
+        serin_loadtest::SIGNAL_HEADER
     ))
     .await;
     let report = serin_loadtest::run(LoadConfig {
@@ -124,5 +141,13 @@ name = "met"
         "{m}"
     );
     assert!(m.contains("serin_config_reloads_total{result="), "{m}");
+    assert!(
+        m.contains("serin_signal_total{route=\"met\",version=\"v1\",signal=\"flag\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("serin_mirror_mismatches_total{route=\"met\",version=\"v3\"}"),
+        "{m}"
+    );
     env.stop().await;
 }

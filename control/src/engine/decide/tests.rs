@@ -63,6 +63,7 @@ fn view<'a>(rb: &'a Rollback, phase: Phase, step: Option<usize>, c: Canary) -> V
         step,
         key: (phase, step, Some("t0".into())),
         has_state: phase != Phase::Stable,
+        mirror_first: false,
         stable: Some(window(100, 0, 5 * MS)),
         canaries: vec![c],
     }
@@ -472,4 +473,36 @@ fn rolled_back_and_promoted_routes_are_not_judged() {
         d.decisions,
         [Decision::Verdict(RouteVerdict::Done(Phase::RolledBack))]
     );
+}
+
+#[test]
+fn a_mirrored_canary_rollout_waits_for_its_copies_to_be_judged_clear() {
+    let rb = rollback();
+    let ro = Rollout {
+        steps: vec![0.1, 1.0],
+        every: 5 * S,
+    };
+    let t0 = Instant::now();
+    let stable = |c: Canary| {
+        let mut v = view(&rb, Phase::Stable, None, c);
+        v.rollout = Some(&ro);
+        v.has_state = false;
+        v.mirror_first = true;
+        v
+    };
+    // Too few copies yet: no verdict, no step.
+    let mut t = Track::default();
+    assert!(actions(&decide(&stable(canary_n(10, 0)), &mut t, t0)).is_empty());
+    // Copies judged clear: the rollout begins.
+    assert_eq!(
+        actions(&decide(&stable(canary(0)), &mut t, t0 + S)),
+        [&Decision::StartRollout]
+    );
+    // Copies failing: never started; rolled back once confirmed instead.
+    let mut t = Track::default();
+    assert!(actions(&decide(&stable(canary(40)), &mut t, t0)).is_empty());
+    assert!(matches!(
+        actions(&decide(&stable(canary(40)), &mut t, t0 + rb.confirm))[..],
+        [Decision::Rollback { .. }]
+    ));
 }
