@@ -41,15 +41,25 @@ pub(super) fn weights(route: &Route, state: &LiveState) -> BTreeMap<String, f64>
         .collect()
 }
 
-/// Versions other than the stable one that have traffic.
+/// The versions the engine judges: those other than the stable one that
+/// have traffic, and the version `[routes.mirror]` copies to, judged before
+/// any user is sent to it (a canary at weight 0).
 pub(super) fn canaries(route: &Route, state: &LiveState) -> Vec<String> {
+    let mut out = live_canaries(route, state);
+    if let Some(m) = &route.mirror {
+        if m.to != stable_of(route) && !out.contains(&m.to) {
+            out.push(m.to.clone());
+        }
+    }
+    out
+}
+
+/// Versions other than the stable one that have traffic.
+fn live_canaries(route: &Route, state: &LiveState) -> Vec<String> {
     let stable = stable_of(route);
-    // The version `[routes.mirror]` copies to is judged before any user
-    // is sent to it: a canary at weight 0 too.
-    let mirrored = |n: &str| route.mirror.as_ref().is_some_and(|m| m.to == n);
     weights(route, state)
         .into_iter()
-        .filter(|(n, w)| n != stable && (*w > 0.0 || mirrored(n)))
+        .filter(|(n, w)| n != stable && *w > 0.0)
         .map(|(n, _)| n)
         .collect()
 }
@@ -370,7 +380,7 @@ pub(super) fn promote(
 /// previous release kept at weight 0 for the fallback chain, above it, is
 /// not part of the rollout).
 fn rollout_canaries(r: &Route, state: &LiveState) -> Vec<String> {
-    let live = canaries(r, state);
+    let live = live_canaries(r, state);
     if !live.is_empty() {
         return live;
     }
