@@ -128,6 +128,7 @@ pub fn parse_rule(text: &str) -> Result<Rule, String> {
 pub fn warnings(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for r in &config.routes {
+        mirror_warnings(r, &mut out);
         let Some(o) = &r.rollout else { continue };
         if r.rollback.is_none() {
             out.push(format!(
@@ -153,4 +154,32 @@ pub fn warnings(config: &Config) -> Vec<String> {
         }
     }
     out
+}
+
+/// A mirror rule with nothing mirrored, and a mirror the engine cannot use.
+fn mirror_warnings(r: &Route, out: &mut Vec<String>) {
+    let Some(rb) = &r.rollback else { return };
+    let rules = [&rb.critical, &rb.warning, &rb.watch, &rb.shadow];
+    let reads_mirror = rules.iter().flat_map(|l| l.iter()).any(|rule| {
+        matches!(
+            rule.kind,
+            RuleKind::Compare {
+                metric: Metric::MirrorMismatchRate,
+                ..
+            }
+        )
+    });
+    match &r.mirror {
+        None if reads_mirror => out.push(format!(
+            "route {}: a rule reads mirror_mismatch_rate but the route has no [routes.mirror]: \
+             it never holds",
+            r.name
+        )),
+        Some(m) if m.to == rb.stable => out.push(format!(
+            "route {}: [routes.mirror] copies to the stable version `{}`: its copies are \
+             compared, but the engine judges only canaries",
+            r.name, m.to
+        )),
+        _ => {}
+    }
 }

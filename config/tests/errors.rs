@@ -697,3 +697,22 @@ fn mirror() {
     assert!(m.compare.body && !m.compare.status);
     assert_eq!(m.compare.headers[0].as_str(), "content-type");
 }
+
+#[test]
+fn mirror_rules_without_a_mirror_are_warned_about() {
+    let rule = "[routes.rollback]\nstable = \"v1\"\ncritical = [\"mirror_mismatch_rate > 5%\"]";
+    let config = parse(&file("", rule), "t.toml").unwrap();
+    let warnings = serin_config::warnings(&config);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("no [routes.mirror]: it never holds"),
+        "{warnings:?}"
+    );
+    let mirrored = format!("{rule}\n[routes.mirror]\nto = \"v1\"\npercent = 1");
+    let config = parse(&file("", &mirrored), "t.toml").unwrap();
+    let warnings = serin_config::warnings(&config);
+    assert!(
+        warnings[0].contains("copies to the stable version `v1`"),
+        "{warnings:?}"
+    );
+}

@@ -236,3 +236,81 @@ async fn a_hanging_mirror_never_delays_the_live_answer_and_sheds_past_its_queue(
     );
     env.stop().await;
 }
+
+fn mirrored_rollout(v1: &str, v2: &str) -> String {
+    mirrored(
+        v1,
+        v2,
+        r#"  [routes.rollback]
+  stable = "v1"
+  window = "30s"
+  confirm = "300ms"
+  min_requests = 20
+  critical = ["error_rate > 10%"]
+  [routes.rollout]
+  steps = ["50%", "100%"]
+  every = "30s"
+"#,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirrored_rollout_starts_only_once_the_copies_are_judged_clear() {
+    let v1 = FakeVersion::start("v1").unwrap();
+    let v2 = FakeVersion::start("v2").unwrap();
+    let env = TestEnv::start(&mirrored_rollout(&v1.url(), &v2.url())).await;
+    let client = TestClient::http1();
+    let url = env.url("/");
+    let route = || async { get_json(&env, "/api/v1/routes/svc").await };
+    // No copy judged yet: the rollout waits, v2 sees no user.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(route().await["state"], "stable", "{}", route().await);
+    for _ in 0..25 {
+        let r = client.get(&url, &[]).await;
+        assert_eq!(r.header("x-serin-version"), Some("v1"));
+    }
+    // 25 copies answered well: the first step follows.
+    assert_eventually!(
+        route().await["weights"]["v2"] == 50,
+        5,
+        "the rollout did not start: {}",
+        route().await
+    );
+    assert_eq!(route().await["state"], "progressing");
+    env.stop().await;
+
+    // The same rollout with a v2 that fails every copy never starts: v2 is
+    // rolled back before any user reached it.
+    let v1 = FakeVersion::start("v1").unwrap();
+    let v2 = FakeVersion::start("v2").unwrap();
+    v2.faults().set_error_rate(1.0);
+    let env = TestEnv::start(&mirrored_rollout(&v1.url(), &v2.url())).await;
+    let client = TestClient::http1();
+    let url = env.url("/");
+    for _ in 0..25 {
+        let r = client.get(&url, &[]).await;
+        assert_eq!(
+            (r.status.as_u16(), r.header("x-serin-version")),
+            (200, Some("v1"))
+        );
+    }
+    let route = || async { get_json(&env, "/api/v1/routes/svc").await };
+    assert_eventually!(
+        route().await["state"] == "rolled_back",
+        5,
+        "v2 was not rolled back: {}",
+        route().await
+    );
+    assert_eq!(route().await["weights"]["v2"], 0);
+    let events = env.live.shared().events.since(0, Some("svc"));
+    assert!(
+        events.iter().all(|e| e.kind != "rollout_step"),
+        "the rollout began: {events:?}"
+    );
+    let incidents = get_json(&env, "/api/v1/incidents?route=svc").await;
+    assert!(
+        incidents.to_string().contains("error_rate 100% > 10%"),
+        "{incidents}"
+    );
+    env.stop().await;
+}
