@@ -1,7 +1,8 @@
 //! `serin demo`: the embedded default, serin's whole story in one command.
 //! Three fake versions in-process, a serin on an embedded routing table
 //! (canary v2 on a progressive rollout, chain v2 → v1.5 → v1, a breaker,
-//! rollback rules with short windows) and an open-loop load; then v2
+//! rollback rules with short windows, a mirror of 10% of the requests to
+//! v2, a quality signal) and an open-loop load; then v2
 //! starts failing, the engine pulls it, and the clients never notice
 //! thanks to the fallback chain. Needs no file and no other process; stops
 //! by itself in about 40 s (`--keep` leaves it running).
@@ -74,6 +75,15 @@ path_prefix = "/"
   [routes.override]
   header = "x-serin-version"
   allow = ["v1.5", "v2"]
+
+  [routes.mirror]
+  to = "v2"
+  percent = 10
+  compare = ["status"]
+
+  [[routes.signals]]
+  name = "flag"
+  header = "x-quality-flag"
 "#;
 
 const RATE: f64 = 300.0;
@@ -129,6 +139,9 @@ async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
         f.faults().set_latency(Duration::from_millis(2));
         f.faults().set_latency_jitter(Duration::from_millis(6));
     }
+    // Each version flags some answers as poor in a header serin reads.
+    fakes[0].faults().set_signal_rate(0.01);
+    fakes[2].faults().set_signal_rate(0.03);
     let table = DEMO_TABLE
         .replace("{v1}", &fakes[0].url())
         .replace("{v15}", &fakes[1].url())
@@ -168,6 +181,8 @@ async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
         "  route     prompt-service: stable v1, canary v2 rolling out 5% → 20% → 50% every 4s"
     );
     println!("            fallback v2 → v1.5 → v1; rollback when error_rate > 10% holds 2s");
+    println!("            10% of requests also copied to v2 (its answers compared, clients never see them);");
+    println!("            answers flagged x-quality-flag counted as flag_rate (the header hidden from clients)");
     println!("  load      {RATE:.0} requests/s, open loop\n");
 
     let progress = Arc::new(Progress::default());

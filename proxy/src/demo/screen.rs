@@ -46,6 +46,42 @@ impl Screen {
     }
 
     /// A line of the story, above the table.
+    /// What the mirror compared and the quality signal flagged, over the run.
+    fn quality(&self) {
+        let snap = self.live.snapshot();
+        let Some(route) = snap.routes.first() else {
+            return;
+        };
+        let window = self.started.elapsed() + Duration::from_secs(1);
+        if let Some(m) = &route.mirror {
+            let v = &route.versions[m.to];
+            if let Some(w) = v.mirrored.as_ref().map(|s| s.window(window)) {
+                println!(
+                    "Mirror: {} copies of users' requests sent to {}; {} answered with another status than the client got ({:.1}%).",
+                    w.requests,
+                    v.name,
+                    w.mismatched,
+                    w.mismatch_rate().unwrap_or(0.0) * 100.0
+                );
+            }
+        }
+        let flagged: Vec<String> = route
+            .versions
+            .iter()
+            .filter_map(|v| {
+                let rate = v.stats.window(window).signal_rate(0)?;
+                Some(format!("{} {:.1}%", v.name, rate * 100.0))
+            })
+            .collect();
+        if let Some(s) = route.signals.first() {
+            println!(
+                "Quality: answers flagged by {} (flag_rate): {}.",
+                s.header,
+                flagged.join(", ")
+            );
+        }
+    }
+
     pub(super) fn note(&mut self, text: &str) {
         self.clear();
         println!("[{:>5.1}s] {text}", self.t());
@@ -146,6 +182,7 @@ impl Screen {
             "\nClients: {} requests, {} errors, p50 {:.2} ms, p99 {:.2} ms — the fallback chain answered for v2.",
             report.requests, report.errors, report.p50_ms, report.p99_ms
         );
+        self.quality();
         println!("\nIncident timeline (from the audit log):");
         let events = self.live.shared().events.since(0, None);
         let first = events

@@ -35,6 +35,8 @@ async fn the_demo_tells_the_story_and_exits_0() {
         "Incident report (serin incidents i",
         "- Client-visible errors: 0 of ",
         "## Evidence",
+        "Mirror: ",
+        "Quality: answers flagged by x-quality-flag (flag_rate): v1 ",
     ] {
         assert!(
             text.contains(step),
