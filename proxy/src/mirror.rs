@@ -81,11 +81,10 @@ pub(crate) fn chosen(
     (count == Count::Own && !upgrade && first != m.to && fastrand::u32(..) < m.below).then_some(m)
 }
 
-/// Spawns the copy of a request whose body is `body`; `None` when it is
-/// too large or the queue is full (counted either way).
-#[allow(clippy::too_many_arguments)]
+/// Spawns the copy of a request to route `route` of `snap` whose body is
+/// `body`; `None` when it is too large or the queue is full (counted
+/// either way).
 pub(crate) fn spawn(
-    m: &MirrorSnap,
     snap: Arc<Snapshot>,
     route: usize,
     client: &UpstreamClient,
@@ -94,11 +93,18 @@ pub(crate) fn spawn(
     body: &Bytes,
     fwd: &Forwarding,
 ) -> Option<LiveSide> {
+    let m = snap.routes[route].mirror.as_ref()?;
     if body.len() as u64 > m.max_body {
         m.log.skipped();
         return None;
     }
     let slot = m.log.start(m.queue)?;
+    let (tx, rx) = oneshot::channel();
+    let live = LiveSide {
+        tx,
+        compare_body: m.compare.body,
+        headers: m.compare.headers.clone(),
+    };
     let mut req = Request::new(UpstreamBody::full(body.clone()));
     *req.method_mut() = parts.method.clone();
     *req.version_mut() = Version::HTTP_11;
@@ -106,20 +112,15 @@ pub(crate) fn spawn(
     *req.headers_mut() = parts.headers.clone();
     req.headers_mut()
         .insert(&X_SERIN_MIRROR, HeaderValue::from_static("1"));
-    let (tx, rx) = oneshot::channel();
     let task = Shadow {
         snap,
         route,
         client: client.clone(),
         fwd: fwd.clone(),
-        slot,
+        _slot: slot,
     };
     tokio::spawn(task.run(req, rx));
-    Some(LiveSide {
-        tx,
-        compare_body: m.compare.body,
-        headers: m.compare.headers.clone(),
-    })
+    Some(live)
 }
 
 // === impl LiveSide ===
@@ -184,8 +185,7 @@ struct Shadow {
     client: UpstreamClient,
     fwd: Forwarding,
     /// Holds the copy's place in the queue until it is done.
-    #[allow(dead_code)]
-    slot: InFlight,
+    _slot: InFlight,
 }
 
 impl Shadow {

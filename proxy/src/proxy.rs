@@ -155,8 +155,8 @@ impl Proxy {
         };
         let client = self.upstreams.get();
         let copy = match (mirror, &replay) {
-            (Some(m), Some(bytes)) => {
-                crate::mirror::spawn(m, snap.clone(), ri, client, &parts, &pq, bytes, &fwd)
+            (Some(_), Some(bytes)) => {
+                crate::mirror::spawn(snap.clone(), ri, client, &parts, &pq, bytes, &fwd)
             }
             (Some(m), None) => {
                 m.log.skipped();
