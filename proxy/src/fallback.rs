@@ -280,7 +280,7 @@ pub(crate) fn read_signals(route: &RouteSnap, headers: &HeaderMap) -> Option<Sig
 }
 
 /// Removes the signal headers the client must not see (all but `keep`).
-fn strip_signals(route: &RouteSnap, headers: &mut HeaderMap) {
+pub(crate) fn strip_signals(route: &RouteSnap, headers: &mut HeaderMap) {
     for s in route.signals.iter().filter(|s| !s.keep) {
         headers.remove(&s.header);
     }

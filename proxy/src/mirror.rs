@@ -70,15 +70,35 @@ pub(crate) struct Tee {
 
 /// Whether this request is copied: the route mirrors, the request is its
 /// users' (not forced), not an upgrade, not bound for the mirrored version
-/// itself, and falls within the share.
-pub(crate) fn chosen(
-    route: &RouteSnap,
+/// itself, not gRPC (a stream of messages), its body's length is known up
+/// front (no body, or a `Content-Length`: keeping it whole never holds a
+/// client that waits for an answer before it sends more), and it falls
+/// within the share.
+pub(crate) fn chosen<'a>(
+    route: &'a RouteSnap,
     first: usize,
     count: Count,
     upgrade: bool,
-) -> Option<&MirrorSnap> {
+    headers: &HeaderMap,
+    body: &impl http_body::Body,
+) -> Option<&'a MirrorSnap> {
     let m = route.mirror.as_ref()?;
-    (count == Count::Own && !upgrade && first != m.to && fastrand::u32(..) < m.below).then_some(m)
+    if count != Count::Own || upgrade || first == m.to || fastrand::u32(..) >= m.below {
+        return None;
+    }
+    let grpc = headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let size = if body.is_end_stream() {
+        Some(0)
+    } else {
+        body.size_hint().exact()
+    };
+    if grpc || size.is_none_or(|n| n > m.max_body) {
+        m.log.skipped();
+        return None;
+    }
+    Some(m)
 }
 
 /// Spawns the copy of a request to route `route` of `snap` whose body is
@@ -211,8 +231,12 @@ impl Shadow {
         let took = sent.elapsed();
         let mut mine = Answer::default();
         let mut hash = None;
-        if let Some(resp) = resp {
+        if let Some(mut resp) = resp {
             let signals = crate::fallback::read_signals(route, resp.headers());
+            // Compared as the client would have seen them: without
+            // hop-by-hop headers and the signals serin hides.
+            crate::headers::strip_hop_by_hop(resp.headers_mut(), false);
+            crate::fallback::strip_signals(route, resp.headers_mut());
             match signals {
                 Some(s) => stats.record_signals(outcome, took, &s),
                 None => stats.record(outcome, took),
@@ -220,9 +244,15 @@ impl Shadow {
             mine.status = Some(resp.status().as_u16());
             mine.headers = shown(&m.compare.headers, resp.headers());
             let (_, body) = resp.into_parts();
-            if let Ok(Some((n, h))) = tokio::time::timeout(v.timeout, hashed(body)).await {
-                mine.body_bytes = n;
-                hash = Some(h);
+            match tokio::time::timeout(v.timeout, hashed(body)).await {
+                Ok(Some((n, h))) => {
+                    mine.body_bytes = n;
+                    hash = Some(h);
+                }
+                // A copy's body that broke off or took too long is not an
+                // answer to compare (as a client's that did not arrive whole).
+                _ if m.compare.body => return,
+                _ => {}
             }
         } else {
             stats.record(outcome, took);

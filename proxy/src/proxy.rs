@@ -125,8 +125,10 @@ impl Proxy {
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
         // A copy for `[routes.mirror]` needs the body whole, as a
-        // fallback does: both keep it, up to the larger of their limits.
-        let mirror = crate::mirror::chosen(route, first, count, upgrade);
+        // fallback does: both keep it, up to the larger of their limits. A
+        // mirror copies only bodies whose length is known up front, so
+        // keeping one never holds a streaming client (gRPC) waiting.
+        let mirror = crate::mirror::chosen(route, first, count, upgrade, &parts.headers, &body);
         let replay_limit = route
             .fallback
             .as_ref()
@@ -136,7 +138,7 @@ impl Proxy {
                     && replayable(&parts.method, f.retry_non_idempotent)
             })
             .map(|f| f.max_replay_body);
-        let (replay, stream) = match replay_limit.max(mirror.map(|m| m.max_body)) {
+        let (kept, stream) = match replay_limit.max(mirror.map(|m| m.max_body)) {
             Some(limit) => {
                 // Boxed: only fallback routes keep bodies, and the request
                 // future (moved by value into hyper) stays smaller for all.
@@ -154,7 +156,7 @@ impl Proxy {
             None => (None, Some(UpstreamBody::Stream(body))),
         };
         let client = self.upstreams.get();
-        let copy = match (mirror, &replay) {
+        let copy = match (mirror, &kept) {
             (Some(_), Some(bytes)) => {
                 crate::mirror::spawn(snap.clone(), ri, client, &parts, &pq, bytes, &fwd)
             }
@@ -163,6 +165,13 @@ impl Proxy {
                 None
             }
             _ => None,
+        };
+        // Only the fallback's own rule makes a body replayable: bytes kept
+        // for the mirror alone are sent once.
+        let (replay, stream) = match (kept, replay_limit) {
+            (Some(b), Some(limit)) if b.len() as u64 <= limit => (Some(b), stream),
+            (Some(b), _) => (None, Some(UpstreamBody::full(b))),
+            (None, _) => (None, stream),
         };
         let mut stream = stream;
         let upload = stream.as_mut().and_then(UpstreamBody::track);

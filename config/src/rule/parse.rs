@@ -167,6 +167,12 @@ fn value<'a>(
     if token.kind != TokenKind::Word || token.text != "baseline" {
         return quantity(metric, token).map(Value::Absolute);
     }
+    if metric.metric == Metric::MirrorMismatchRate {
+        return Err(error(
+            token.at,
+            "mirror_mismatch_rate has no baseline (the stable version is not mirrored): write a threshold like 5%",
+        ));
+    }
     let mut times = 1.0;
     let mut plus = 0.0;
     if tokens.next_if(|t| t.text == "*").is_some() {

@@ -208,6 +208,8 @@ fn signal_metrics_resolve_to_the_route_signal_by_name() {
         compare("mirror_mismatch_rate > 1%"),
         (Metric::MirrorMismatchRate, Op::Gt, Value::Absolute(0.01))
     );
+    let e = parse("mirror_mismatch_rate > baseline", &[]).expect_err("baseline");
+    assert!(e.message.contains("has no baseline"), "{}", e.message);
     // A mean is in the upstream's own scale: a plain number.
     let e = parse("quality_mean < 80%", &signals).expect_err("percent");
     assert!(

@@ -140,6 +140,21 @@ pub(super) fn rollback(
     reason: &str,
 ) -> Result<Event, LiveError> {
     let no_canary = || LiveError::Refused(format!("route {route} has no canary to roll back"));
+    // A canary no user reaches yet (the mirror's, at weight 0) has no
+    // steps to go down: it is rolled back at once.
+    let mode = match mode {
+        RollbackMode::Gradual => {
+            let config = live.config();
+            let r = route_cfg(&config, route)?;
+            let state = live.state();
+            if canary_share(r, &state, &canaries(r, &state)) <= 0.0 {
+                RollbackMode::Immediate
+            } else {
+                mode
+            }
+        }
+        RollbackMode::Immediate => mode,
+    };
     match mode {
         RollbackMode::Immediate => {
             let config = live.config();
@@ -385,6 +400,10 @@ fn rollout_canaries(r: &Route, state: &LiveState) -> Vec<String> {
         return live;
     }
     let stable = stable_of(r);
+    // The version the route mirrors to is the one its copies judged.
+    if let Some(m) = r.mirror.as_ref().filter(|m| m.to != stable) {
+        return vec![m.to.clone()];
+    }
     let others = r.versions.iter().filter(|v| v.name != stable);
     let weighted: Vec<String> = others
         .clone()

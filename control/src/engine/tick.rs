@@ -90,8 +90,9 @@ fn view<'a>(
             let v = rsnap.versions.iter().find(|v| *v.name == *c)?;
             // A version no user is sent to yet is judged on its mirrored
             // copies: what it would have answered them.
+            let on_copies = v.mirrored.is_some() && v.weight <= 0.0;
             let judged = match &v.mirrored {
-                Some(m) if v.weight <= 0.0 => m,
+                Some(m) if on_copies => m,
                 _ => &v.stats,
             };
             Some(Canary {
@@ -100,7 +101,9 @@ fn view<'a>(
                 mirror: v.mirrored.as_ref().map(|m| m.window(rb.window)),
                 // Half-open counts too: an idle canary's breaker
                 // half-opens on its own, and a level must not clear for that.
-                breaker_open: v.breaker.state() != BreakerState::Closed,
+                // Copies never pass the breaker: one a chain opened says
+                // nothing of them, and nothing would close it.
+                breaker_open: !on_copies && v.breaker.state() != BreakerState::Closed,
                 unhealthy: v.health.is_unhealthy(),
                 health_detail: v.health.last_failures(),
                 name: c,
@@ -114,7 +117,7 @@ fn view<'a>(
         step: rs.and_then(|s| s.step),
         key,
         has_state: rs.is_some(),
-        mirror_first: r.mirror.is_some(),
+        mirror_first: r.mirror.as_ref().is_some_and(|m| m.to != stable_of(r)),
         stable,
         canaries,
     })

@@ -205,7 +205,9 @@ impl RespBody {
     /// Feeds the body, as it is read, to `tee`.
     pub(crate) fn tee(&mut self, tee: Box<crate::mirror::Tee>) {
         let mut tee = tee;
-        if matches!(self.state, State::Done) {
+        // A body already at its end (no body, an HTTP/2 204 or HEAD) is
+        // never polled: its (empty) hash is taken now.
+        if Body::is_end_stream(self) {
             tee.end();
         }
         self.tee = Some(tee);
@@ -231,8 +233,12 @@ impl Body for RespBody {
         let me = self.get_mut();
         let polled = me.poll_body(cx);
         if me.tee.is_some() {
+            // hyper stops polling a body once its `Content-Length` is
+            // written, whether or not the stream has signalled its end.
             let ended = match &polled {
-                Poll::Ready(Some(Ok(_))) => Body::is_end_stream(me),
+                Poll::Ready(Some(Ok(_))) => {
+                    Body::is_end_stream(me) || me.size_hint().exact() == Some(0)
+                }
                 Poll::Ready(None) => true,
                 _ => false,
             };

@@ -314,3 +314,50 @@ async fn a_mirrored_rollout_starts_only_once_the_copies_are_judged_clear() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gradual_rollback_of_a_version_no_user_reaches_goes_to_0_at_once() {
+    let v1 = FakeVersion::start("v1").unwrap();
+    let v2 = FakeVersion::start("v2").unwrap();
+    v2.faults().set_error_rate(1.0);
+    let env = TestEnv::start(&mirrored(
+        &v1.url(),
+        &v2.url(),
+        r#"  [routes.rollback]
+  stable = "v1"
+  window = "30s"
+  confirm = "300ms"
+  min_requests = 20
+  critical = ["error_rate > 10%"]
+  on_critical = "gradual"
+  gradual = { steps = ["50%", "5%"], every = "1s" }
+"#,
+    ))
+    .await;
+    let client = TestClient::http1();
+    for _ in 0..25 {
+        let r = client.get(&env.url("/"), &[]).await;
+        assert_eq!(r.header("x-serin-version"), Some("v1"));
+    }
+    assert_eventually!(
+        get_json(&env, "/api/v1/routes/svc").await["state"] == "rolled_back",
+        5,
+        "not rolled back: {}",
+        get_json(&env, "/api/v1/routes/svc").await
+    );
+    let events = env.live.shared().events.since(0, Some("svc"));
+    assert!(
+        events.iter().all(|e| e.kind != "rollback_step"),
+        "a step gave v2 users: {events:?}"
+    );
+    let started = events
+        .iter()
+        .find(|e| e.kind == "rollback_started")
+        .unwrap();
+    assert!(
+        started.reason.ends_with("; immediate"),
+        "{}",
+        started.reason
+    );
+    env.stop().await;
+}
