@@ -134,6 +134,17 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
+/// A share or a rate as the API writes it: 4 decimals (`0.8`, not
+/// `0.8000000000465661`).
+pub(crate) fn fraction(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// A duration in milliseconds as the API writes it: 2 decimals.
+pub(crate) fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 1e2
+}
+
 fn ep<H, T>(method: Method, path: &'static str, handler: H) -> Endpoint
 where
     H: Handler<T, ApiState>,
@@ -152,16 +163,19 @@ where
 pub fn router(state: ApiState) -> Router {
     let mut router = Router::new();
     for e in endpoints() {
+        // The token is checked only once path and method have matched:
+        // HTTP's order answers an unknown path 404 and a wrong method 405
+        // (with `Allow`) before asking who is calling.
+        let handler = e.handler.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ));
         // Same path twice (GET and PUT) merges into one method router.
-        router = router.route(e.path, e.handler);
+        router = router.route(e.path, handler);
     }
     router
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require,
-        ))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
 }

@@ -61,14 +61,18 @@ pub struct DrillSpec {
     pub route: String,
     pub version: String,
     pub scenario: Scenario,
-    /// Fraction of attempts for `inject_errors` / `partial_outage`. Default 0.5.
+    /// Fraction of attempts for `inject_errors` / `partial_outage`, 0 to 1.
+    /// Default 0.5.
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub rate: Option<f64>,
     /// Added latency for `inject_latency`, e.g. `"2s"`.
     #[serde(default)]
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$", example = "2s")]
     pub latency: Option<String>,
-    /// How long the fault lasts, e.g. `"60s"`. Default 60s.
+    /// How long the fault lasts, 1s to 1h, e.g. `"60s"`. Default 60s.
     #[serde(default)]
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$", example = "60s")]
     pub duration: Option<String>,
 }
 
@@ -200,7 +204,7 @@ impl Drills {
     /// Unknown route or version, a bad rate, latency or duration, or a drill
     /// already running on that version.
     pub fn start(&self, live: &Live, spec: DrillSpec) -> Result<DrillReport, LiveError> {
-        let bad = |m: String| LiveError::Refused(m);
+        let bad = |m: String| LiveError::Invalid(m);
         let snap = live.snapshot();
         let route = snap
             .routes
@@ -226,7 +230,7 @@ impl Drills {
             return Err(bad("duration must be between 1s and 1h".into()));
         }
         if version.drill.running() {
-            return Err(bad(format!(
+            return Err(LiveError::Refused(format!(
                 "a drill is already running on {}/{}",
                 spec.route, spec.version
             )));

@@ -375,7 +375,13 @@ impl Events {
             ring.events.pop_front();
         }
         ring.events.push_back(event.clone());
-        tracing::info!(kind = %event.kind, route = ?event.route, version = ?event.version, reason = %event.reason, "event");
+        tracing::info!(
+            kind = %event.kind,
+            route = event.route.as_deref().unwrap_or("-"),
+            version = event.version.as_deref().unwrap_or("-"),
+            reason = %event.reason,
+            "event"
+        );
         // No follower is fine.
         let _ = self.tx.send(event.clone());
         event

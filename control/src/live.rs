@@ -40,6 +40,10 @@ pub enum LiveError {
     /// A change the current state does not allow (e.g. promote a promoted route).
     #[error("{0}")]
     Refused(String),
+    /// A well-formed request whose values are out of bounds (a drill's
+    /// rate above 1): 422.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The whole compiled table a request is routed by. Immutable once stored:

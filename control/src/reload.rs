@@ -59,6 +59,16 @@ pub enum Outcome {
     Unchanged { revision: String },
 }
 
+/// `applied r5` or `unchanged (r4)`: what a log line says.
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Applied { revision, .. } => write!(f, "applied {revision}"),
+            Outcome::Unchanged { revision } => write!(f, "unchanged ({revision} in force)"),
+        }
+    }
+}
+
 /// A reload that did not apply; the running table is unchanged.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {

@@ -263,6 +263,7 @@ impl App {
         if let Some(drained) = drained {
             drained.wait().await;
         }
+        tracing::info!("drained: every connection closed");
         for task in background
             .into_iter()
             .chain(notifiers)

@@ -13,8 +13,21 @@ use crate::{App, Listeners};
 #[derive(Debug, Parser)]
 #[command(name = "serin", version, about)]
 pub struct Cli {
+    /// How log lines on stderr are written: `text` (colour only on a
+    /// terminal) or `json` (one object per line, for a log shipper).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colour only when stderr is a terminal.
+    Text,
+    /// One JSON object per line: time, level, target, message and fields.
+    Json,
 }
 
 /// One `serin` subcommand.
@@ -228,7 +241,7 @@ async fn hangup_reloads(reloader: std::sync::Arc<serin_control::reload::Reloader
         let r = reloader.clone();
         let actor = serin_control::event::Actor::Signal;
         match tokio::task::spawn_blocking(move || r.reload(actor)).await {
-            Ok(Ok(outcome)) => tracing::info!(?outcome, "SIGHUP reload"),
+            Ok(Ok(outcome)) => tracing::info!(%outcome, "SIGHUP reload"),
             // Rejections are logged and recorded by the reloader.
             Ok(Err(_)) => {}
             Err(e) => tracing::error!(error = %e, "SIGHUP reload failed"),

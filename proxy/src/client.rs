@@ -10,6 +10,7 @@
 mod output;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,18 +26,66 @@ use serde_json::{json, Value};
 /// How long one call may take, connect to last byte.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The admin API's address when neither `--admin` nor `--config` says.
+const DEFAULT_ADMIN: &str = "http://127.0.0.1:9901";
+
 /// Where the admin API is and how to talk to it.
 #[derive(Debug, Clone, Args)]
 pub struct Remote {
-    /// The admin API's base URL.
-    #[arg(long, env = "SERIN_ADMIN", default_value = "http://127.0.0.1:9901")]
-    pub admin: String,
-    /// Bearer token for changes.
+    /// The routing file serin runs with: its `[admin] addr` is where to
+    /// call, its `[admin] token_env` names the variable holding the token.
+    #[arg(long, short, env = "SERIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The admin API's base URL [default: from --config, else
+    /// http://127.0.0.1:9901].
+    #[arg(long, env = "SERIN_ADMIN", value_name = "URL")]
+    pub admin: Option<String>,
+    /// Bearer token for changes [default: the variable --config's
+    /// token_env names].
     #[arg(long, env = "SERIN_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Print the server's JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+// === impl Remote ===
+
+impl Remote {
+    /// Fills `admin` and `token` from `--config` where the flags (and their
+    /// variables) left them unset.
+    ///
+    /// # Errors
+    /// The routing file cannot be read or is not valid.
+    fn resolve(mut self) -> Result<Self, String> {
+        let Some(path) = &self.config else {
+            return Ok(self);
+        };
+        let config = serin_config::load(path).map_err(|e| e.to_string())?;
+        if self.admin.is_none() {
+            let mut addr = config.admin.addr;
+            // A wildcard listen address is reached on loopback.
+            if addr.ip().is_unspecified() {
+                addr.set_ip(if addr.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            self.admin = Some(format!("http://{addr}"));
+        }
+        if self.token.is_none() {
+            self.token = std::env::var(&config.admin.token_env)
+                .ok()
+                .filter(|t| !t.is_empty());
+        }
+        Ok(self)
+    }
+
+    /// The admin API's base URL.
+    fn base(&self) -> &str {
+        self.admin.as_deref().unwrap_or(DEFAULT_ADMIN)
+    }
 }
 
 /// The REST client subcommands.
@@ -238,7 +287,13 @@ impl ClientCommand {
     /// Runs the command against the admin API its flags name.
     pub async fn exec(self) -> ExitCode {
         let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        let remote = self.remote().clone();
+        let remote = match self.remote().clone().resolve() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("serin: --config: {e}");
+                return ExitCode::from(2);
+            }
+        };
         let call = Call {
             client,
             remote: &remote,
@@ -468,7 +523,7 @@ impl Call<'_> {
         path: &str,
         body: Option<Value>,
     ) -> Result<(StatusCode, Bytes), CallError> {
-        let url = format!("{}{path}", self.remote.admin.trim_end_matches('/'));
+        let url = format!("{}{path}", self.remote.base().trim_end_matches('/'));
         let mut req = Request::builder().method(method).uri(&url);
         if let Some(t) = &self.remote.token {
             req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
@@ -484,7 +539,7 @@ impl Call<'_> {
             .body(Full::new(bytes))
             .map_err(|e| CallError::Unreachable(format!("bad --admin URL {url:?}: {e}")))?;
         let unreachable = |e: String| {
-            CallError::Unreachable(format!("cannot reach serin at {}: {e}", self.remote.admin))
+            CallError::Unreachable(format!("cannot reach serin at {}: {e}", self.remote.base()))
         };
         let answer = async {
             let resp = self

@@ -206,7 +206,8 @@ impl Server {
         let waited =
             tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
         match waited {
-            Ok(()) => tracing::info!("drained"),
+            // Once per worker or listener: `App::serve` says it once for all.
+            Ok(()) => tracing::debug!("connections drained"),
             Err(_) => {
                 tracing::warn!(
                     ?drain,

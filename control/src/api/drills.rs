@@ -17,8 +17,8 @@ use crate::drill::{DrillReport, DrillSpec};
         (status = 400, description = "not JSON or not this shape", body = ErrorBody),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
         (status = 404, description = "no such route", body = ErrorBody),
-        (status = 422, description = "no such version", body = ErrorBody),
-        (status = 409, description = "bad rate, latency or duration, or a drill already running there", body = ErrorBody),
+        (status = 422, description = "no such version, or a rate, latency or duration out of bounds", body = ErrorBody),
+        (status = 409, description = "a drill already running there", body = ErrorBody),
         (status = 413, description = "body too large", body = ErrorBody),
         (status = 415, description = "not JSON", body = ErrorBody),
     ))]

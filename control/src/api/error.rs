@@ -78,6 +78,7 @@ impl From<LiveError> for ApiError {
             LiveError::NoRoute(_) => Self::NotFound(e.to_string()),
             LiveError::NoVersion(..) | LiveError::Compile(_) => Self::Unprocessable(e.to_string()),
             LiveError::Refused(m) => Self::Conflict(m),
+            LiveError::Invalid(m) => Self::Unprocessable(m),
             LiveError::Persist(ref io) => {
                 tracing::error!(error = %io, "admin change not saved");
                 Self::Internal("cannot save the live state; nothing changed".into())

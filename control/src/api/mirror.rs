@@ -78,7 +78,7 @@ pub(crate) async fn mirror(
         window_s: window.as_secs_f64(),
         compared: w.compared,
         mismatched: w.mismatched,
-        mismatch_rate: w.mismatch_rate(),
+        mismatch_rate: w.mismatch_rate().map(super::fraction),
         samples: m.log.samples(),
     }))
 }

@@ -150,7 +150,7 @@ pub(crate) async fn stats(
                 let mut out = json(&w);
                 out.compared = Some(w.compared);
                 out.mismatched = Some(w.mismatched);
-                out.mismatch_rate = Some(w.mismatch_rate());
+                out.mismatch_rate = Some(w.mismatch_rate().map(super::fraction));
                 Some((v.name.to_string(), out))
             })
             .collect(),
@@ -159,15 +159,16 @@ pub(crate) async fn stats(
 }
 
 fn to_json(w: &WindowStats, signals: &[&str]) -> VersionStatsJson {
-    let ms = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
+    let ms = |d: Option<Duration>| d.map(super::millis);
+    let frac = |x: Option<f64>| x.map(super::fraction);
     VersionStatsJson {
         signals: signals
             .iter()
             .enumerate()
             .map(|(i, name)| {
                 let json = SignalJson {
-                    rate: w.signal_rate(i),
-                    mean: w.signal_mean(i),
+                    rate: frac(w.signal_rate(i)),
+                    mean: frac(w.signal_mean(i)),
                     reported: w.signals[i].reported,
                 };
                 ((*name).to_owned(), json)
@@ -178,15 +179,15 @@ fn to_json(w: &WindowStats, signals: &[&str]) -> VersionStatsJson {
         mismatch_rate: None,
         requests: w.requests,
         errors: w.errors,
-        error_rate: w.error_rate(),
-        availability: w.availability(),
+        error_rate: frac(w.error_rate()),
+        availability: frac(w.availability()),
         connect_errors: w.connect_errors,
         timeouts: w.timeouts,
         status_5xx: w.status_5xx,
         fallbacks: w.fallbacks,
         client_timeouts: w.client_timeouts,
         client_aborts: w.client_aborts,
-        rps: w.rps(),
+        rps: (w.rps() * 100.0).round() / 100.0,
         p50_ms: ms(w.percentile(50.0)),
         p90_ms: ms(w.percentile(90.0)),
         p95_ms: ms(w.percentile(95.0)),

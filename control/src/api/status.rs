@@ -100,7 +100,7 @@ pub(crate) fn route_status(st: &ApiState, r: &RouteSnap) -> RouteStatus {
                 name: v.name.to_string(),
                 url: v.url.to_string(),
                 weight: weight_json(v.weight),
-                share: r.pick.share(i),
+                share: super::fraction(r.pick.share(i)),
                 breaker: v.breaker.state().as_str(),
                 health: v.health.as_str(),
             })

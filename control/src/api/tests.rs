@@ -221,6 +221,22 @@ async fn every_failure_is_json_with_the_right_status() {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         ("DELETE", w, &[AUTH], "", StatusCode::METHOD_NOT_ALLOWED),
+        // HTTP's order: a wrong method is 405 whether or not a token came.
+        ("DELETE", w, &[], "", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            "POST",
+            "/api/v1/status",
+            &[],
+            "",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            "PUT",
+            w,
+            &[JSON],
+            r#"{"weights":{"v1":1}}"#,
+            StatusCode::UNAUTHORIZED,
+        ),
         ("GET", "/api/v1/nope", &[], "", StatusCode::NOT_FOUND),
         (
             "GET",

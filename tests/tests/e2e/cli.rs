@@ -231,3 +231,118 @@ async fn no_token_and_a_public_admin_address_refuse_to_start() {
         stderr(&o)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_finds_the_admin_address_and_token_in_the_routing_file() {
+    let v1 = FakeVersion::start("v1").unwrap();
+    let env = TestEnv::start(&one_route(&[("v1", &v1.url(), 1.0)], "")).await;
+    // The file an operator runs serin with: where the admin API listens
+    // (a wildcard address is called on loopback) and which variable holds
+    // the token.
+    let port = env
+        .admin_url("")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let file = env.dir.path().join("ops.toml");
+    std::fs::write(
+        &file,
+        one_route(&[("v1", &v1.url(), 1.0)], "").replace(
+            "addr = \"127.0.0.1:2\"",
+            &format!("addr = \"0.0.0.0:{port}\"\ntoken_env = \"OPS_TOKEN\""),
+        ),
+    )
+    .unwrap();
+    let run = |token: Option<&str>, args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(serin_bin());
+        cmd.args(args)
+            .env_remove("SERIN_ADMIN_TOKEN")
+            .env_remove("SERIN_ADMIN")
+            .env_remove("OPS_TOKEN");
+        if let Some(t) = token {
+            cmd.env("OPS_TOKEN", t);
+        }
+        cmd.output()
+    };
+    let f = file.to_str().unwrap();
+    let o = run(None, &["status", "--json", "-c", f]).await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(Some(TOKEN), &["weights", "svc", "v1=2", "--config", f])
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // No token in the variable the file names: refused by serin.
+    let o = run(None, &["weights", "svc", "v1=3", "-c", f])
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("401"), "{}", stderr(&o));
+    // A file that does not parse: a usage error naming it.
+    let o = run(None, &["status", "-c", "/nonexistent/serin.toml"])
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--config"), "{}", stderr(&o));
+    env.stop().await;
+}
+
+/// The first stderr line of `serin run` (loopback admin, no token: it
+/// warns at start) with `extra` arguments; the process is stopped by PID.
+async fn first_log_line(extra: &[&str]) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serin.toml");
+    // Two free loopback ports (a file cannot name port 0 twice).
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let text = format!(
+        "[listen]\nhttp = \"127.0.0.1:{}\"\n[admin]\naddr = \"127.0.0.1:{}\"\n[state]\ndir = \"{}\"\n{}",
+        free(),
+        free(),
+        dir.path().join("state").display(),
+        "[[routes]]\nname = \"svc\"\n[[routes.versions]]\nname = \"v1\"\nurl = \"http://127.0.0.1:3\"\nweight = 1\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut child = tokio::process::Command::new(serin_bin())
+        .args(extra)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env_remove("SERIN_ADMIN_TOKEN")
+        .env_remove("SERIN_LOG")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("serin logs within 20 s")
+        .unwrap()
+        .expect("a log line");
+    child.kill().await.unwrap();
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_a_file_carry_no_colour_and_json_logs_are_json() {
+    let text = first_log_line(&[]).await;
+    assert!(text.contains("WARN"), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a pipe: {text:?}");
+    let json = first_log_line(&["--log-format", "json"]).await;
+    let v: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(v["level"], "WARN", "{v}");
+    assert!(
+        v["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no admin token"),
+        "{v}"
+    );
+}

@@ -129,6 +129,32 @@ async fn drills_need_the_token_and_a_known_version() {
         )
         .await;
     assert_eq!(r.status, 422, "{}", r.text());
+    // Out of bounds is 422 too: well-formed, not valid.
+    for out in [
+        r#"{"route":"svc","version":"v2","scenario":"inject_errors","rate":1.5}"#,
+        r#"{"route":"svc","version":"v2","scenario":"inject_errors","duration":"2h"}"#,
+        r#"{"route":"svc","version":"v2","scenario":"inject_latency","latency":"soon"}"#,
+    ] {
+        let r = c
+            .send(
+                "POST",
+                &env.admin_url("/api/v1/drills"),
+                &[json, ("authorization", BEARER)],
+                bytes::Bytes::from(out),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{out}: {}", r.text());
+    }
+    let r = c
+        .send(
+            "POST",
+            &env.admin_url("/api/v1/drills"),
+            &[json, ("authorization", BEARER)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // A second drill on the same version while one runs: 409.
     let r = c
         .send(
             "POST",
@@ -137,7 +163,7 @@ async fn drills_need_the_token_and_a_known_version() {
             body,
         )
         .await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.status, 409, "{}", r.text());
     let id = r.json()["id"].as_str().unwrap().to_owned();
     let got = c
         .get(&env.admin_url(&format!("/api/v1/drills/{id}")), &[])
