@@ -141,6 +141,12 @@ name = "met"
         "{m}"
     );
     assert!(m.contains("serin_config_reloads_total{result="), "{m}");
+    // The dashboard and the alert rules in deploy/ name only what a
+    // running serin exports.
+    for name in deploy_metric_names() {
+        assert!(NAMES.contains(&name.as_str()), "deploy/ names {name}, not a serin metric");
+        assert!(sample(&name).is_some(), "deploy/ names {name}, not exported:\n{m}");
+    }
     assert!(
         m.contains("serin_signal_total{route=\"met\",version=\"v1\",signal=\"flag\"}"),
         "{m}"
@@ -150,4 +156,29 @@ name = "met"
         "{m}"
     );
     env.stop().await;
+}
+
+/// Every `serin_*` metric the files in deploy/ name, histogram suffixes
+/// (`_bucket`, `_sum`, `_count`) taken off.
+fn deploy_metric_names() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let mut names = std::collections::BTreeSet::new();
+    for file in ["grafana/serin-dashboard.json", "prometheus/serin-rules.yml"] {
+        let text = std::fs::read_to_string(root.join(file)).expect(file);
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("serin_") {
+            let word: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + word.len()..];
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| word.strip_suffix(s))
+                .unwrap_or(&word);
+            names.insert(base.to_owned());
+        }
+    }
+    assert!(names.len() >= 10, "too few metrics found in deploy/: {names:?}");
+    names.into_iter().collect()
 }
