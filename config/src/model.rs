@@ -27,6 +27,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[engine]`: optional too.
     pub engine: Engine,
+    /// `[access_log]`; `None`: no access log.
+    pub access_log: Option<AccessLog>,
     /// `[[notify]]`, in file order.
     pub notify: Vec<Notify>,
     /// `[[routes]]`, in file order; names unique.
@@ -67,6 +69,25 @@ pub struct State {
     /// Routing-file revisions kept in `dir/revisions/`, oldest dropped
     /// first. At least 1; default 50.
     pub keep_revisions: usize,
+}
+
+/// `[access_log]`: one line per client request, written by a thread of
+/// its own (never a blocking write on the request path). Bound when serin
+/// starts: a change needs a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    /// `None`: standard output (`path = "-"`, the default).
+    pub path: Option<PathBuf>,
+    pub format: AccessFormat,
+}
+
+/// How an access-log line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessFormat {
+    /// One JSON object per line (the default).
+    Json,
+    /// The NCSA combined format nginx and Apache write.
+    Combined,
 }
 
 /// `[engine]`: how often the rollout/rollback engine judges every route.

@@ -23,6 +23,7 @@ pub(crate) struct RawConfig {
     pub(crate) state: Option<RawState>,
     pub(crate) limits: Option<RawLimits>,
     pub(crate) engine: Option<RawEngine>,
+    pub(crate) access_log: Option<RawAccessLog>,
     #[serde(default)]
     pub(crate) notify: Vec<RawNotify>,
     #[serde(default)]
@@ -51,6 +52,13 @@ pub(crate) struct RawAdmin {
 pub(crate) struct RawState {
     pub(crate) dir: Option<Str>,
     pub(crate) keep_revisions: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccessLog {
+    pub(crate) path: Option<Str>,
+    pub(crate) format: Option<Str>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,8 +20,10 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::error::{ConfigError, ConfigErrors, Source};
-use crate::model::{Admin, Config, Engine, Listen, Notify, State};
-use crate::raw::{RawAdmin, RawConfig, RawEngine, RawListen, RawNotify, RawState, Str};
+use crate::model::{AccessFormat, AccessLog, Admin, Config, Engine, Listen, Notify, State};
+use crate::raw::{
+    RawAccessLog, RawAdmin, RawConfig, RawEngine, RawListen, RawNotify, RawState, Str,
+};
 use crate::units::parse_duration;
 
 mod limits;
@@ -46,6 +48,7 @@ pub(crate) fn validate(raw: RawConfig, src: Source<'_>) -> Result<Config, Config
     let state = state(&mut cx, raw.state.as_ref());
     let limits = limits::limits(&mut cx, raw.limits.as_ref());
     let engine = engine(&mut cx, raw.engine.as_ref());
+    let access_log = raw.access_log.as_ref().map(|a| access_log(&mut cx, a));
     let notify = raw.notify.iter().map(|n| notify(&mut cx, n)).collect();
     let routes = route::routes(&mut cx, &raw.routes);
     let config = Config {
@@ -54,6 +57,7 @@ pub(crate) fn validate(raw: RawConfig, src: Source<'_>) -> Result<Config, Config
         state,
         limits,
         engine,
+        access_log,
         notify,
         routes,
     };
@@ -78,6 +82,34 @@ fn engine(cx: &mut Ctx<'_>, raw: Option<&RawEngine>) -> Engine {
         })
         .unwrap_or(default);
     Engine { tick }
+}
+
+fn access_log(cx: &mut Ctx<'_>, raw: &RawAccessLog) -> AccessLog {
+    let path = raw
+        .path
+        .as_ref()
+        .and_then(|p| {
+            cx.check(p, |s| match s.as_str() {
+                "" => Err("access_log path is empty: write \"-\" for standard output".to_owned()),
+                "-" => Ok(None),
+                file => Ok(Some(PathBuf::from(file))),
+            })
+        })
+        .flatten();
+    let format = raw
+        .format
+        .as_ref()
+        .and_then(|f| {
+            cx.check(f, |s| match s.as_str() {
+                "json" => Ok(AccessFormat::Json),
+                "combined" => Ok(AccessFormat::Combined),
+                other => Err(format!(
+                    "unknown access_log format `{other}`; expected \"json\" or \"combined\""
+                )),
+            })
+        })
+        .unwrap_or(AccessFormat::Json);
+    AccessLog { path, format }
 }
 
 fn listen(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawListen>>) -> Listen {

@@ -37,6 +37,9 @@ pub enum AppError {
     /// `listen.tls_cert` / `tls_key` could not be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// `[access_log] path` cannot be opened for appending.
+    #[error("{0}")]
+    AccessLog(std::io::Error),
 }
 
 /// A serin ready to serve: its live table and the proxy that reads it.
@@ -114,6 +117,12 @@ impl App {
             _ => None,
         };
         let limits = config.limits.clone();
+        let access = config
+            .access_log
+            .as_ref()
+            .map(crate::access::AccessLog::open)
+            .transpose()
+            .map_err(AppError::AccessLog)?;
         let shared = Shared::open(&config.state.dir).map_err(LiveError::from)?;
         let live = Arc::new(Live::open(config, shared)?);
         // A benchmarking switch (BENCHMARKS.md, telemetry on vs off in one
@@ -121,7 +130,7 @@ impl App {
         if std::env::var_os("SERIN_TELEMETRY").is_some_and(|v| v == "off") {
             live.shared().telemetry.set_enabled(false);
         }
-        let proxy = Arc::new(Proxy::new(live.clone(), &limits));
+        let proxy = Arc::new(Proxy::new(live.clone(), &limits).with_access_log(access));
         Ok(Self {
             live,
             proxy,

@@ -9,6 +9,8 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// W3C Trace Context.
+pub(crate) static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
@@ -111,8 +113,15 @@ pub(crate) struct Forwarding {
     pub(crate) forwarded_host: Option<HeaderValue>,
     /// `Via`, the client's list with serin appended.
     pub(crate) via: HeaderValue,
-    /// `x-request-id` when the client sent none.
+    /// `x-request-id` when the client sent none: the trace id, so a
+    /// request's id and its trace are one to grep for.
     pub(crate) request_id: Option<HeaderValue>,
+    /// The W3C trace the request belongs to: the client's `traceparent`'s
+    /// when valid (passed on unchanged), else a new one.
+    pub(crate) trace_id: u128,
+    /// `traceparent` when serin starts the trace (the client sent none, or
+    /// one that is not valid, which this replaces).
+    pub(crate) traceparent: Option<HeaderValue>,
     /// `Host` when the client's request carried it only as `:authority`.
     pub(crate) host: Option<HeaderValue>,
     /// The peer is a trusted proxy: an `X-Forwarded-Host` it sent may stay.
@@ -152,7 +161,17 @@ pub(crate) fn forwarded(
         }
         None => HeaderValue::from_static(via),
     };
-    let request_id = (!headers.contains_key(&X_REQUEST_ID)).then(request_id);
+    let (trace_id, traceparent) = match headers
+        .get(&TRACEPARENT)
+        .and_then(|v| trace_of(v.as_bytes()))
+    {
+        Some(id) => (id, None),
+        None => {
+            let id = new_id();
+            (id, Some(traceparent_value(id, fastrand::u64(1..))))
+        }
+    };
+    let request_id = (!headers.contains_key(&X_REQUEST_ID)).then(|| hex_value(trace_id));
     let host = host.filter(|_| !headers.contains_key(header::HOST));
     Forwarding {
         xff,
@@ -160,6 +179,8 @@ pub(crate) fn forwarded(
         forwarded_host,
         via,
         request_id,
+        trace_id,
+        traceparent,
         host,
         trusted,
     }
@@ -176,6 +197,7 @@ impl Forwarding {
             || *name == header::VIA
             || (self.proto.is_some() && *name == X_FORWARDED_PROTO)
             || ((self.forwarded_host.is_some() || !self.trusted) && *name == X_FORWARDED_HOST)
+            || (self.traceparent.is_some() && *name == TRACEPARENT)
     }
 
     /// Every header this sets, for the encoder.
@@ -190,6 +212,9 @@ impl Forwarding {
         f(&header::VIA, &self.via);
         if let Some(v) = &self.request_id {
             f(&X_REQUEST_ID, v);
+        }
+        if let Some(v) = &self.traceparent {
+            f(&TRACEPARENT, v);
         }
         if let Some(v) = &self.host {
             f(&header::HOST, v);
@@ -278,14 +303,66 @@ fn ip_value(addr: SocketAddr) -> HeaderValue {
 }
 
 /// A random 128-bit id as 32 hex digits.
-fn request_id() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+/// A random id for a new trace: 128 bits, never 0 (W3C: all zeros is
+/// invalid).
+fn new_id() -> u128 {
+    fastrand::u128(1..)
+}
+
+/// 32 lower-case hex digits.
+fn hex_value(id: u128) -> HeaderValue {
     let mut buf = [0u8; 32];
-    let n = fastrand::u128(..);
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = HEX[((n >> (i * 4)) & 0xf) as usize];
-    }
+    hex_into(&mut buf, id);
     HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+fn hex_into(buf: &mut [u8], n: u128) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let len = buf.len();
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = HEX[((n >> ((len - 1 - i) * 4)) & 0xf) as usize];
+    }
+}
+
+/// `00-TRACE-SPAN-01`: a sampled trace started here.
+fn traceparent_value(trace: u128, span: u64) -> HeaderValue {
+    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    hex_into(&mut buf[3..35], trace);
+    hex_into(&mut buf[36..52], u128::from(span));
+    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("00"))
+}
+
+/// The trace id of a valid `traceparent` (W3C Trace Context, level 1):
+/// `VERSION-TRACE-PARENT-FLAGS`, lower-case hex, neither id all zeros,
+/// version `ff` invalid, version `00` exactly 55 characters (a later
+/// version may append fields after a `-`).
+pub(crate) fn trace_of(v: &[u8]) -> Option<u128> {
+    let hex = |b: &[u8]| -> Option<u128> {
+        b.iter().try_fold(0u128, |acc, c| {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None,
+            };
+            Some(acc << 4 | u128::from(d))
+        })
+    };
+    if v.len() < 55 || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+        return None;
+    }
+    let version = hex(&v[0..2])?;
+    if version == 0xff || (version == 0 && v.len() != 55) || (v.len() > 55 && v[55] != b'-') {
+        return None;
+    }
+    let trace = hex(&v[3..35])?;
+    let parent = hex(&v[36..52])?;
+    hex(&v[53..55])?;
+    (trace != 0 && parent != 0).then_some(trace)
+}
+
+/// A trace id as the access log writes it.
+pub(crate) fn trace_hex(id: u128) -> String {
+    format!("{id:032x}")
 }
 
 #[cfg(test)]

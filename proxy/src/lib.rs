@@ -22,6 +22,7 @@
 //! - `cli`, `demo`: the `serin` command line and the embedded demo;
 //!   `client`: the REST client subcommands (`serin status`, `weights`, …).
 
+mod access;
 mod app;
 mod body;
 mod classify;

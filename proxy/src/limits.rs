@@ -65,6 +65,9 @@ pub(crate) struct InFlight(Arc<Activity>);
 pub(crate) struct Guarded<B> {
     inner: B,
     _guard: InFlight,
+    /// The request's access-log line, written when the body is done;
+    /// `None` without `[access_log]` (one branch per frame).
+    log: Option<Box<crate::access::Pending>>,
 }
 
 // === impl Activity ===
@@ -170,11 +173,21 @@ impl Drop for InFlight {
 // === impl Guarded ===
 
 impl<B> Guarded<B> {
-    /// `inner`, counted as in flight until it is dropped.
-    pub(crate) fn new(inner: B, guard: InFlight) -> Self {
+    /// `inner`, counted as in flight until it is dropped, and logged then
+    /// when `log` is given.
+    pub(crate) fn new(inner: B, guard: InFlight, log: Option<Box<crate::access::Pending>>) -> Self {
         Self {
             inner,
             _guard: guard,
+            log,
+        }
+    }
+}
+
+impl<B> Drop for Guarded<B> {
+    fn drop(&mut self) {
+        if let Some(log) = self.log.take() {
+            log.finish();
         }
     }
 }
@@ -187,7 +200,14 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Guarded<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let me = self.get_mut();
+        let polled = Pin::new(&mut me.inner).poll_frame(cx);
+        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (&mut me.log, &polled) {
+            if let Some(data) = frame.data_ref() {
+                log.bytes += data.len() as u64;
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

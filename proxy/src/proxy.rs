@@ -36,6 +36,8 @@ pub(crate) struct Proxy {
     trusted: Box<[Cidr]>,
     /// `[limits]`, for `upgrades`.
     limits: Limits,
+    /// `[access_log]`; `None`: off.
+    access: Option<Arc<crate::access::AccessLog>>,
 }
 
 // === impl Proxy ===
@@ -49,7 +51,19 @@ impl Proxy {
             body_timeout: limits.body_read_timeout,
             trusted: limits.trusted_proxies.clone().into(),
             limits: limits.clone(),
+            access: None,
         }
+    }
+
+    /// Logs every request to `log`.
+    pub(crate) fn with_access_log(mut self, log: Option<Arc<crate::access::AccessLog>>) -> Self {
+        self.access = log;
+        self
+    }
+
+    /// The access log, when on.
+    pub(crate) fn access(&self) -> Option<&Arc<crate::access::AccessLog>> {
+        self.access.as_ref()
     }
 
     /// Answers one request. Never fails: every error is rescued into a
@@ -173,6 +187,12 @@ impl Proxy {
             (Some(b), _) => (None, Some(UpstreamBody::full(b))),
             (None, _) => (None, stream),
         };
+        // What the access log says of the request, kept before `fwd` moves.
+        let trace = self
+            .access
+            .is_some()
+            .then(|| (fwd.trace_id, fwd.request_id.clone()));
+        let received = Instant::now();
         let mut stream = stream;
         let upload = stream.as_mut().and_then(UpstreamBody::track);
         let out = Outgoing {
@@ -211,6 +231,16 @@ impl Proxy {
                 if let Some(copy) = copy {
                     copy.answered(&mut resp);
                 }
+                if let Some((trace_id, request_id)) = trace.clone() {
+                    resp.extensions_mut().insert(crate::access::Served {
+                        route: route.name.clone(),
+                        version: Some(v.name.clone()),
+                        fallback: !path.is_empty(),
+                        upstream: Some(received.elapsed()),
+                        trace_id,
+                        request_id,
+                    });
+                }
                 if route.response_headers {
                     let h = resp.headers_mut();
                     h.insert(&X_SERIN_VERSION, v.header.clone());
@@ -232,10 +262,20 @@ impl Proxy {
             }
             Walk::Exhausted { last, chain } => {
                 let outcome = last.map_or(Outcome::Connect, |(_, o)| o);
-                let resp = match (route.fallback.as_ref(), chain) {
+                let mut resp = match (route.fallback.as_ref(), chain) {
                     (Some(f), true) => final_answer(f, wants_json),
                     _ => rescue(&exhausted_error(route, last)),
                 };
+                if let Some((trace_id, request_id)) = trace {
+                    resp.extensions_mut().insert(crate::access::Served {
+                        route: route.name.clone(),
+                        version: None,
+                        fallback: chain,
+                        upstream: None,
+                        trace_id,
+                        request_id,
+                    });
+                }
                 (resp, outcome)
             }
         };

@@ -282,8 +282,15 @@ impl Server {
             // slot; a box is one allocation where the move copied ~5 KiB
             // (callgrind: fewer instructions per request boxed).
             Box::pin(async move {
-                let resp = proxy.handle(req, peer).await;
-                Ok::<_, Infallible>(resp.map(|b| Guarded::new(b, guard)))
+                let seen = proxy.access().map(|_| crate::access::Seen::of(&req));
+                let mut resp = proxy.handle(req, peer).await;
+                let log = match (proxy.access(), seen) {
+                    (Some(log), Some(seen)) => {
+                        Some(Box::new(seen.answered(log, &mut resp, peer.addr)))
+                    }
+                    _ => None,
+                };
+                Ok::<_, Infallible>(resp.map(|b| Guarded::new(b, guard, log)))
             })
         });
         let io = TokioIo::new(Watched::new(io, activity.clone()));

@@ -1,6 +1,7 @@
 //! End-to-end scenarios: one test binary, one module per scenario.
 
 mod e2e {
+    mod access_log;
     mod api;
     mod breaker;
     mod cli;

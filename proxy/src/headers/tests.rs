@@ -71,8 +71,8 @@ fn only_allowed_upgrades_are_upgrades_and_h2c_goes_whole() {
 
 #[test]
 fn request_ids_differ() {
-    assert_ne!(request_id(), request_id());
-    assert_eq!(request_id().len(), 32);
+    assert_ne!(hex_value(new_id()), hex_value(new_id()));
+    assert_eq!(hex_value(new_id()).len(), 32);
 }
 
 fn peer(ip: &str) -> Peer {
@@ -243,4 +243,30 @@ fn an_untrusted_forwarded_host_never_passes_even_without_a_host() {
     h.insert("x-forwarded-host", HeaderValue::from_static("edge.example"));
     forwarded(&h, peer("10.0.0.9"), None, false, true).apply(&mut h);
     assert_eq!(h["x-forwarded-host"], "edge.example");
+}
+
+#[test]
+fn traceparent_is_read_as_w3c_writes_it() {
+    let ok = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert_eq!(trace_of(ok), Some(0x4bf92f3577b34da6a3ce929d0e0e4736));
+    // A later version may append fields; version ff never is valid.
+    let later = b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+    assert!(trace_of(later).is_some());
+    for bad in [
+        &b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..],
+        b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+        b"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        b"",
+    ] {
+        assert_eq!(trace_of(bad), None, "{}", String::from_utf8_lossy(bad));
+    }
+    // What serin writes when it starts a trace is itself valid, and its
+    // trace id is the request id.
+    let id = 0x0123456789abcdef0011223344556677;
+    let v = traceparent_value(id, 42);
+    assert_eq!(trace_of(v.as_bytes()), Some(id));
+    assert_eq!(hex_value(id), "0123456789abcdef0011223344556677");
 }

@@ -144,8 +144,14 @@ name = "met"
     // The dashboard and the alert rules in deploy/ name only what a
     // running serin exports.
     for name in deploy_metric_names() {
-        assert!(NAMES.contains(&name.as_str()), "deploy/ names {name}, not a serin metric");
-        assert!(sample(&name).is_some(), "deploy/ names {name}, not exported:\n{m}");
+        assert!(
+            NAMES.contains(&name.as_str()),
+            "deploy/ names {name}, not a serin metric"
+        );
+        assert!(
+            sample(&name).is_some(),
+            "deploy/ names {name}, not exported:\n{m}"
+        );
     }
     assert!(
         m.contains("serin_signal_total{route=\"met\",version=\"v1\",signal=\"flag\"}"),
@@ -179,6 +185,9 @@ fn deploy_metric_names() -> Vec<String> {
             names.insert(base.to_owned());
         }
     }
-    assert!(names.len() >= 10, "too few metrics found in deploy/: {names:?}");
+    assert!(
+        names.len() >= 10,
+        "too few metrics found in deploy/: {names:?}"
+    );
     names.into_iter().collect()
 }

@@ -1,0 +1,354 @@
+//! The access log (`[access_log]`): one line per client request, JSON or
+//! the NCSA combined format, to standard output or a file.
+//!
+//! The request path never writes: when a response body has been sent
+//! whole (or dropped), its [`Pending`] becomes a [`Record`] and goes to a
+//! bounded channel with `try_send`; a thread of its own formats records
+//! into a buffered writer and flushes when the channel goes quiet (at most
+//! every 250 ms). A full channel drops the line and counts it, never
+//! waits: a slow disk cannot slow a request.
+
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderValue, Method, Request, Response, Uri, Version};
+use serin_config::AccessFormat;
+
+/// Lines waiting for the writer at most; more are dropped (counted).
+const QUEUE: usize = 16 * 1024;
+/// The writer flushes after this long without a new line.
+const FLUSH_AFTER: Duration = Duration::from_millis(250);
+
+/// The sending side, shared by every connection.
+#[derive(Debug)]
+pub(crate) struct AccessLog {
+    tx: SyncSender<Record>,
+    dropped: AtomicU64,
+}
+
+/// What the proxy learned of a request, as a response extension for the
+/// access log (inserted only when the log is on).
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub(crate) route: Arc<str>,
+    /// The version that answered; `None` when none did.
+    pub(crate) version: Option<Arc<str>>,
+    /// The request went down the fallback chain.
+    pub(crate) fallback: bool,
+    /// Request received → the version's response head.
+    pub(crate) upstream: Option<Duration>,
+    pub(crate) trace_id: u128,
+    /// The `x-request-id` serin made (the client sent none).
+    pub(crate) request_id: Option<HeaderValue>,
+}
+
+/// A request whose answer is on its way: completed into a [`Record`] when
+/// the response body is done.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    log: Arc<AccessLog>,
+    record: Record,
+    start: Instant,
+    pub(crate) bytes: u64,
+}
+
+/// One line.
+#[derive(Debug)]
+pub(crate) struct Record {
+    time: SystemTime,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    user_agent: Option<HeaderValue>,
+    referer: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
+    trace_id: Option<u128>,
+    route: Option<Arc<str>>,
+    upstream_version: Option<Arc<str>>,
+    fallback: bool,
+    status: u16,
+    bytes: u64,
+    duration: Duration,
+    upstream: Option<Duration>,
+    peer: SocketAddr,
+}
+
+/// The client's request line and the headers the log shows, taken before
+/// the request is handled.
+#[derive(Debug)]
+pub(crate) struct Seen {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    user_agent: Option<HeaderValue>,
+    referer: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
+    trace_id: Option<u128>,
+    start: Instant,
+}
+
+// === impl AccessLog ===
+
+impl AccessLog {
+    /// Opens `path` for appending (`None`: standard output) and starts the
+    /// writer thread.
+    ///
+    /// # Errors
+    /// The file cannot be opened, or the thread cannot start.
+    pub(crate) fn open(config: &serin_config::AccessLog) -> io::Result<Arc<Self>> {
+        let out: Box<dyn Write + Send> = match &config.path {
+            None => Box::new(io::stdout()),
+            Some(path) => Box::new(append(path)?),
+        };
+        let (tx, rx) = mpsc::sync_channel::<Record>(QUEUE);
+        let format = config.format;
+        std::thread::Builder::new()
+            .name("serin-access-log".into())
+            .spawn(move || write_lines(rx, BufWriter::with_capacity(64 * 1024, out), format))?;
+        Ok(Arc::new(Self {
+            tx,
+            dropped: AtomicU64::new(0),
+        }))
+    }
+
+    /// Lines dropped because the writer fell behind.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Relaxed)
+    }
+
+    fn send(&self, record: Record) {
+        match self.tx.try_send(record) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                if self.dropped.fetch_add(1, Relaxed).is_power_of_two() {
+                    tracing::warn!(
+                        dropped = self.dropped(),
+                        "access log: the writer is behind; lines dropped"
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+fn append(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("access log {}: {e}", path.display())))
+}
+
+/// The writer thread: until every sender is gone.
+fn write_lines(rx: mpsc::Receiver<Record>, mut out: impl Write, format: AccessFormat) {
+    let mut line = String::with_capacity(512);
+    loop {
+        match rx.recv_timeout(FLUSH_AFTER) {
+            Ok(record) => {
+                line.clear();
+                match format {
+                    AccessFormat::Json => record.json(&mut line),
+                    AccessFormat::Combined => record.combined(&mut line),
+                }
+                line.push('\n');
+                if out.write_all(line.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = out.flush();
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = out.flush();
+                return;
+            }
+        }
+    }
+}
+
+// === impl Seen ===
+
+impl Seen {
+    /// What the log needs of `req`, read before it is handled.
+    pub(crate) fn of<B>(req: &Request<B>) -> Self {
+        let h = req.headers();
+        Self {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            user_agent: h.get(http::header::USER_AGENT).cloned(),
+            referer: h.get(http::header::REFERER).cloned(),
+            request_id: h.get("x-request-id").cloned(),
+            trace_id: h
+                .get(&crate::headers::TRACEPARENT)
+                .and_then(|v| crate::headers::trace_of(v.as_bytes())),
+            start: Instant::now(),
+        }
+    }
+
+    /// The request answered with `resp` (whose [`Served`] extension, if
+    /// any, is taken): what is left is the body.
+    pub(crate) fn answered<B>(
+        self,
+        log: &Arc<AccessLog>,
+        resp: &mut Response<B>,
+        peer: SocketAddr,
+    ) -> Pending {
+        let served = resp.extensions_mut().remove::<Served>();
+        let (route, upstream_version, fallback, upstream, trace, made_id) = match served {
+            Some(s) => (
+                Some(s.route),
+                s.version,
+                s.fallback,
+                s.upstream,
+                Some(s.trace_id),
+                s.request_id,
+            ),
+            None => (None, None, false, None, self.trace_id, None),
+        };
+        Pending {
+            log: log.clone(),
+            start: self.start,
+            bytes: 0,
+            record: Record {
+                time: SystemTime::now(),
+                method: self.method,
+                uri: self.uri,
+                version: self.version,
+                user_agent: self.user_agent,
+                referer: self.referer,
+                request_id: self.request_id.or(made_id),
+                trace_id: trace,
+                route,
+                upstream_version,
+                fallback,
+                status: resp.status().as_u16(),
+                bytes: 0,
+                duration: Duration::ZERO,
+                upstream,
+                peer,
+            },
+        }
+    }
+}
+
+// === impl Pending ===
+
+impl Pending {
+    /// The body is done (sent whole, or dropped): the line goes out.
+    pub(crate) fn finish(mut self) {
+        self.record.bytes = self.bytes;
+        self.record.duration = self.start.elapsed();
+        self.record.time = SystemTime::now();
+        self.log.send(self.record);
+    }
+}
+
+/// A header's value as text, when it is.
+fn text(v: &Option<HeaderValue>) -> Option<&str> {
+    v.as_ref().and_then(|v| v.to_str().ok())
+}
+
+// === impl Record ===
+
+impl Record {
+    /// `{"time", "request_id", "trace_id", "route", "version", "fallback",
+    /// "status", "bytes", "duration_ms", "upstream_ms", "peer", "method",
+    /// "path", "protocol", "user_agent"}`.
+    fn json(&self, out: &mut String) {
+        let line = serde_json::json!({
+            "time": humantime::format_rfc3339_millis(self.time).to_string(),
+            "request_id": text(&self.request_id),
+            "trace_id": self.trace_id.map(crate::headers::trace_hex),
+            "route": self.route.as_deref(),
+            "version": self.upstream_version.as_deref(),
+            "fallback": self.fallback,
+            "status": self.status,
+            "bytes": self.bytes,
+            "duration_ms": millis(self.duration),
+            "upstream_ms": self.upstream.map(millis),
+            "peer": self.peer.ip().to_string(),
+            "method": self.method.as_str(),
+            "path": self.uri.path_and_query().map_or("/", |p| p.as_str()),
+            "protocol": protocol(self.version),
+            "user_agent": text(&self.user_agent),
+        });
+        let _ = write!(out, "{line}");
+    }
+
+    /// `PEER - - [03/Dec/2026:16:31:37 +0000] "GET /path HTTP/1.1" 200 1234
+    /// "REFERER" "USER-AGENT"`, then serin's own: route, version, request
+    /// id, trace id, duration and upstream time in ms.
+    fn combined(&self, out: &mut String) {
+        let quoted = |v: &Option<HeaderValue>| {
+            v.as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map_or("-".to_owned(), |s| s.replace('"', "\\\""))
+        };
+        let time = clf_time(self.time);
+        let _ = write!(
+            out,
+            "{} - - [{time}] \"{} {} {}\" {} {} \"{}\" \"{}\" route={} version={} request_id={} trace_id={} duration_ms={} upstream_ms={}",
+            self.peer.ip(),
+            self.method,
+            self.uri.path_and_query().map_or("/", |p| p.as_str()),
+            protocol(self.version),
+            self.status,
+            self.bytes,
+            quoted(&self.referer),
+            quoted(&self.user_agent),
+            self.route.as_deref().unwrap_or("-"),
+            self.upstream_version.as_deref().unwrap_or("-"),
+            self.request_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
+            self.trace_id
+                .map_or("-".to_owned(), crate::headers::trace_hex),
+            millis(self.duration),
+            self.upstream.map_or("-".to_owned(), |d| millis(d).to_string()),
+        );
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 1e2
+}
+
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// `03/Dec/2026:16:31:37 +0000`, from RFC 3339.
+fn clf_time(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // `2026-12-03T16:31:37Z`
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    let month = s
+        .get(5..7)
+        .and_then(|m| m.parse::<usize>().ok())
+        .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
+        .copied()
+        .unwrap_or("Jan");
+    format!(
+        "{}/{month}/{}:{} +0000",
+        s.get(8..10).unwrap_or("01"),
+        s.get(0..4).unwrap_or("1970"),
+        s.get(11..19).unwrap_or("00:00:00")
+    )
+}
