@@ -9,9 +9,16 @@ use tokio::sync::watch;
 
 use crate::{App, Listeners};
 
-/// serin: a progressive-delivery reverse proxy.
+/// serin puts versions of a service behind one address and ships new ones
+/// safely: weighted canaries, a fallback chain, breakers, and rollbacks
+/// decided by itself when a canary goes bad.
+///
+/// `serin demo` shows it all in 35 s. `serin run -c serin.toml` serves;
+/// `serin check serin.toml` validates a routing file. The other commands
+/// talk to a running serin's admin API: give them `-c serin.toml` (or
+/// `--admin URL`) after the command, e.g. `serin status -c serin.toml`.
 #[derive(Debug, Parser)]
-#[command(name = "serin", version, about)]
+#[command(name = "serin", version)]
 pub struct Cli {
     /// How log lines on stderr are written: `text` (colour only on a
     /// terminal) or `json` (one object per line, for a log shipper).

@@ -114,6 +114,7 @@ pub enum ClientCommand {
     Weights {
         #[command(flatten)]
         remote: Remote,
+        /// The route, by name (as in the routing file).
         route: String,
         /// VERSION=WEIGHT pairs; versions not named keep their weight.
         #[arg(required = true, value_parser = parse_weight)]
@@ -126,6 +127,7 @@ pub enum ClientCommand {
     Rollback {
         #[command(flatten)]
         remote: Remote,
+        /// The route, by name (as in the routing file).
         route: String,
         /// Step the canary down over the route's gradual steps instead of
         /// at once.
@@ -143,6 +145,7 @@ pub enum ClientCommand {
     Promote {
         #[command(flatten)]
         remote: Remote,
+        /// The route, by name (as in the routing file).
         route: String,
         /// Why, for the audit log and the event.
         #[arg(long)]
@@ -152,6 +155,7 @@ pub enum ClientCommand {
     Pause {
         #[command(flatten)]
         remote: Remote,
+        /// The route, by name (as in the routing file).
         route: String,
         /// Why, for the audit log and the event.
         #[arg(long)]
@@ -161,6 +165,7 @@ pub enum ClientCommand {
     Resume {
         #[command(flatten)]
         remote: Remote,
+        /// The route, by name (as in the routing file).
         route: String,
         /// Why, for the audit log and the event.
         #[arg(long)]
@@ -173,6 +178,7 @@ pub enum ClientCommand {
     },
     /// Write revision ID back to the routing file and apply it.
     Restore {
+        /// The revision, e.g. r3 (`serin revisions` lists them).
         id: String,
         #[command(flatten)]
         remote: Remote,
@@ -181,7 +187,9 @@ pub enum ClientCommand {
     Maintenance {
         #[command(flatten)]
         remote: Remote,
+        /// `on` answers every route with 503 and the message; `off` serves again.
         state: OnOff,
+        /// What clients read while it is on.
         #[arg(long, short)]
         message: Option<String>,
     },

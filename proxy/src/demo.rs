@@ -183,7 +183,15 @@ async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
     println!("            fallback v2 → v1.5 → v1; rollback when error_rate > 10% holds 2s");
     println!("            10% of requests also copied to v2 (its answers compared, clients never see them);");
     println!("            answers flagged x-quality-flag counted as flag_rate (the header hidden from clients)");
-    println!("  load      {RATE:.0} requests/s, open loop\n");
+    println!("  load      {RATE:.0} requests/s, open loop");
+    if keep {
+        println!("  --keep    serin keeps serving after the story, until Ctrl-C\n");
+    } else {
+        println!(
+            "  the story takes ~{}s; `serin demo --keep` keeps serin running afterwards\n",
+            END_AT.as_secs()
+        );
+    }
 
     let progress = Arc::new(Progress::default());
     let load = tokio::spawn(serin_loadtest::run(LoadConfig {
@@ -215,14 +223,23 @@ async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
     let report = load.await??;
     screen.finish(&report);
 
-    println!("\nTry it yourself while it runs (serin demo --keep):");
-    println!("  curl -s http://{admin}/api/v1/status");
-    println!("  curl -s 'http://{admin}/api/v1/routes/prompt-service/stats?window=60s'");
-    println!("  curl -s http://{admin}/api/v1/events");
-    println!("  curl -s http://{admin}/metrics | grep serin_");
-    println!("  curl -s -H 'x-serin-version: v2' http://{http}/   # force a version");
-    println!("  serin status --admin http://{admin}");
-    println!("  serin incidents --admin http://{admin}");
+    if keep {
+        // The addresses are this run's ephemeral ports: they work now.
+        println!("\nserin is still serving: try it yourself (Ctrl-C stops it):");
+        println!("  curl -s http://{admin}/api/v1/status");
+        println!("  curl -s 'http://{admin}/api/v1/routes/prompt-service/stats?window=60s'");
+        println!("  curl -s http://{admin}/api/v1/routes/prompt-service/mirror");
+        println!("  curl -s http://{admin}/api/v1/events");
+        println!("  curl -s http://{admin}/metrics | grep serin_");
+        println!("  curl -s -H 'x-serin-version: v2' http://{http}/   # force a version");
+        println!("  serin status --admin http://{admin}");
+        println!("  serin incidents --admin http://{admin}");
+    } else {
+        println!(
+            "\nserin has stopped. `serin demo --keep` plays the same story and keeps serving, \
+             with the commands to try against it."
+        );
+    }
 
     if keep {
         println!("\n--keep: serving on http://{http} (admin http://{admin}); Ctrl-C to stop.");

@@ -117,8 +117,9 @@ pub(crate) struct Forwarding {
     /// request's id and its trace are one to grep for.
     pub(crate) request_id: Option<HeaderValue>,
     /// The W3C trace the request belongs to: the client's `traceparent`'s
-    /// when valid (passed on unchanged), else a new one.
-    pub(crate) trace_id: u128,
+    /// when valid (passed on unchanged), else a new one. Bytes, not a
+    /// `u128`: its 16-byte alignment would pad every request's future.
+    pub(crate) trace_id: [u8; 16],
     /// `traceparent` when serin starts the trace (the client sent none, or
     /// one that is not valid, which this replaces).
     pub(crate) traceparent: Option<HeaderValue>,
@@ -172,6 +173,7 @@ pub(crate) fn forwarded(
         }
     };
     let request_id = (!headers.contains_key(&X_REQUEST_ID)).then(|| hex_value(trace_id));
+    let trace_id = trace_id.to_be_bytes();
     let host = host.filter(|_| !headers.contains_key(header::HOST));
     Forwarding {
         xff,

@@ -14,6 +14,9 @@ pub(super) struct Screen {
     live: Arc<Live>,
     progress: Arc<Progress>,
     started: Instant,
+    /// `started` on the wall clock, to place audit events (RFC 3339) on
+    /// the demo's own clock.
+    wall: std::time::SystemTime,
     tty: bool,
     /// Lines drawn last time (to move the cursor back over them).
     drawn: usize,
@@ -32,6 +35,7 @@ impl Screen {
             live,
             progress,
             started,
+            wall: std::time::SystemTime::now() - started.elapsed(),
             tty: std::io::stdout().is_terminal(),
             drawn: 0,
             seen: 0,
@@ -83,8 +87,23 @@ impl Screen {
     }
 
     pub(super) fn note(&mut self, text: &str) {
+        let t = self.t();
+        self.note_at(t, text);
+    }
+
+    /// A story line stamped `at` seconds into the demo.
+    fn note_at(&mut self, at: f64, text: &str) {
         self.clear();
-        println!("[{:>5.1}s] {text}", self.t());
+        println!("[{at:>5.1}s] {text}");
+    }
+
+    /// When `e` happened, in seconds on the demo's clock (the audit log's
+    /// own time, not when the screen noticed it).
+    fn at(&self, e: &serin_control::event::Event) -> f64 {
+        humantime::parse_rfc3339(&e.time)
+            .ok()
+            .and_then(|t| t.duration_since(self.wall).ok())
+            .map_or_else(|| self.t(), |d| d.as_secs_f64())
     }
 
     /// New events as story lines, then the table.
@@ -109,7 +128,8 @@ impl Screen {
                 }
                 _ => continue,
             };
-            self.note(&what);
+            let at = self.at(&e);
+            self.note_at(at, &what);
         }
         let table = self.table();
         if self.tty {
@@ -149,7 +169,7 @@ impl Screen {
             self.progress.errors(),
             client_rps
         );
-        out.push_str("  version  weight    rps   errors   p50 ms   p99 ms  breaker\n");
+        out.push_str("  version  weight    rps   errors   p50 ms   p99 ms  breaker   (rps to p99: last 2 s)\n");
         let Some(route) = snap.routes.first() else {
             return out;
         };
@@ -185,15 +205,8 @@ impl Screen {
         self.quality();
         println!("\nIncident timeline (from the audit log):");
         let events = self.live.shared().events.since(0, None);
-        let first = events
-            .first()
-            .and_then(|e| humantime::parse_rfc3339(&e.time).ok());
         for e in &events {
-            let at = humantime::parse_rfc3339(&e.time)
-                .ok()
-                .zip(first)
-                .and_then(|(t, f)| t.duration_since(f).ok())
-                .map_or(0.0, |d| d.as_secs_f64());
+            let at = self.at(e);
             let label = match e.kind.as_str() {
                 "rollout_step" | "promoted" => "deploy",
                 "level_breached" => "breach",

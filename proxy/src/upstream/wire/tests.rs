@@ -12,6 +12,11 @@ fn fwd() -> Forwarding {
     };
     let mut with_id = HeaderMap::new();
     with_id.insert("x-request-id", HeaderValue::from_static("r1"));
+    // A client's valid trace: passed on as sent, so serin writes none.
+    with_id.insert(
+        "traceparent",
+        HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    );
     crate::headers::forwarded(&with_id, peer, None, false, false)
 }
 
