@@ -154,8 +154,9 @@ async fn drills_need_the_token_and_a_known_version() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
     // A second drill on the same version while one runs: 409.
-    let r = c
+    let again = c
         .send(
             "POST",
             &env.admin_url("/api/v1/drills"),
@@ -163,8 +164,7 @@ async fn drills_need_the_token_and_a_known_version() {
             body,
         )
         .await;
-    assert_eq!(r.status, 409, "{}", r.text());
-    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(again.status, 409, "{}", again.text());
     let got = c
         .get(&env.admin_url(&format!("/api/v1/drills/{id}")), &[])
         .await;
