@@ -135,9 +135,31 @@ pub fn endpoints() -> Vec<Endpoint> {
 }
 
 /// A share or a rate as the API writes it: 4 decimals (`0.8`, not
-/// `0.8000000000465661`).
+/// `0.8000000000465661`), except that rounding never turns a value that is
+/// not 0 into 0, nor one below 1 into 1 (an error rate of 0.00004 is not
+/// "no errors"): those keep 4 significant digits.
 pub(crate) fn fraction(x: f64) -> f64 {
-    (x * 1e4).round() / 1e4
+    let r = (x * 1e4).round() / 1e4;
+    let gap = if r == 0.0 && x != 0.0 {
+        x.abs()
+    } else if r == 1.0 && x != 1.0 {
+        (1.0 - x).abs()
+    } else {
+        return r;
+    };
+    // As many decimals as it takes to show 4 significant digits of the gap.
+    let decimals = (-gap.log10()).ceil() as i32 + 3;
+    let scale = 10f64.powi(decimals.clamp(0, 15));
+    (x * scale).round() / scale
+}
+
+/// `x` to `digits` significant digits.
+pub(crate) fn significant(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(digits - 1 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
 }
 
 /// A duration in milliseconds as the API writes it: 2 decimals.

@@ -68,11 +68,11 @@ pub struct DrillSpec {
     pub rate: Option<f64>,
     /// Added latency for `inject_latency`, e.g. `"2s"`.
     #[serde(default)]
-    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$", example = "2s")]
+    #[schema(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$", example = "2s")]
     pub latency: Option<String>,
     /// How long the fault lasts, 1s to 1h, e.g. `"60s"`. Default 60s.
     #[serde(default)]
-    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$", example = "60s")]
+    #[schema(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$", example = "60s")]
     pub duration: Option<String>,
 }
 

@@ -525,6 +525,7 @@ impl std::fmt::Debug for Live {
 /// `serin_route_weight` for every version of the table about to serve.
 fn weights_to_metrics(snap: &Snapshot) {
     for r in snap.routes.iter() {
+        crate::metrics::rollbacks_at_zero(&r.name);
         for v in r.versions.iter() {
             crate::metrics::route_weight(&r.name, &v.name, v.weight);
         }

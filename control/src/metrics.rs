@@ -124,6 +124,10 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("metrics recorder already installed, /metrics stays empty: {e}");
             }
             describe();
+            // At 0 from the start, so `increase()` sees the first one.
+            for result in ["applied", "unchanged", "rejected"] {
+                ::metrics::counter!(CONFIG_RELOADS_TOTAL, label::RESULT => result).increment(0);
+            }
             handle
         })
         .clone()
@@ -173,6 +177,16 @@ pub fn route_weight(route: &str, version: &str, weight: f64) {
     ::metrics::gauge!(ROUTE_WEIGHT,
         label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
     .set(weight);
+}
+
+/// Registers `serin_rollbacks_total{route,mode}` at 0 for both modes, so
+/// `increase()` sees the route's first rollback (a series that appears at
+/// 1 has no increase).
+pub fn rollbacks_at_zero(route: &str) {
+    for mode in ["immediate", "gradual"] {
+        ::metrics::counter!(ROLLBACKS_TOTAL, label::ROUTE => route.to_owned(), label::MODE => mode)
+            .increment(0);
+    }
 }
 
 /// Counts a rollback in `serin_rollbacks_total{route,mode}`.

@@ -28,8 +28,16 @@ const FLUSH_AFTER: Duration = Duration::from_millis(250);
 /// The sending side, shared by every connection.
 #[derive(Debug)]
 pub(crate) struct AccessLog {
-    tx: SyncSender<Record>,
+    tx: SyncSender<Msg>,
     dropped: AtomicU64,
+}
+
+/// What the writer thread is sent.
+#[derive(Debug)]
+enum Msg {
+    Line(Box<Record>),
+    /// Write out what is buffered, then answer (shutdown).
+    Flush(SyncSender<()>),
 }
 
 /// What the proxy learned of a request, as a response extension for the
@@ -106,7 +114,7 @@ impl AccessLog {
             None => Box::new(io::stdout()),
             Some(path) => Box::new(append(path)?),
         };
-        let (tx, rx) = mpsc::sync_channel::<Record>(QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
         let format = config.format;
         std::thread::Builder::new()
             .name("serin-access-log".into())
@@ -122,11 +130,20 @@ impl AccessLog {
         self.dropped.load(Relaxed)
     }
 
+    /// Writes out every line sent so far; waits at most a second (at
+    /// shutdown, after the drain).
+    pub(crate) fn flush(&self) {
+        let (done, wait) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Flush(done)).is_ok() {
+            let _ = wait.recv_timeout(Duration::from_secs(1));
+        }
+    }
+
     fn send(&self, record: Record) {
-        match self.tx.try_send(record) {
+        match self.tx.try_send(Msg::Line(Box::new(record))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                if self.dropped.fetch_add(1, Relaxed).is_power_of_two() {
+                if (self.dropped.fetch_add(1, Relaxed) + 1).is_power_of_two() {
                     tracing::warn!(
                         dropped = self.dropped(),
                         "access log: the writer is behind; lines dropped"
@@ -146,24 +163,40 @@ fn append(path: &Path) -> io::Result<std::fs::File> {
         .map_err(|e| io::Error::new(e.kind(), format!("access log {}: {e}", path.display())))
 }
 
-/// The writer thread: until every sender is gone.
-fn write_lines(rx: mpsc::Receiver<Record>, mut out: impl Write, format: AccessFormat) {
+/// The writer thread: until every sender is gone. Flushes at least every
+/// `FLUSH_AFTER` while lines come, and whenever they stop.
+fn write_lines(rx: mpsc::Receiver<Msg>, mut out: impl Write, format: AccessFormat) {
     let mut line = String::with_capacity(512);
+    let mut flushed = Instant::now();
+    let mut failed = 0u64;
     loop {
         match rx.recv_timeout(FLUSH_AFTER) {
-            Ok(record) => {
+            Ok(Msg::Line(record)) => {
                 line.clear();
                 match format {
                     AccessFormat::Json => record.json(&mut line),
                     AccessFormat::Combined => record.combined(&mut line),
                 }
                 line.push('\n');
-                if out.write_all(line.as_bytes()).is_err() {
-                    return;
+                if let Err(e) = out.write_all(line.as_bytes()) {
+                    failed += 1;
+                    if failed.is_power_of_two() {
+                        tracing::warn!(error = %e, failed, "access log: lines not written");
+                    }
                 }
+                if flushed.elapsed() >= FLUSH_AFTER {
+                    let _ = out.flush();
+                    flushed = Instant::now();
+                }
+            }
+            Ok(Msg::Flush(done)) => {
+                let _ = out.flush();
+                flushed = Instant::now();
+                let _ = done.send(());
             }
             Err(RecvTimeoutError::Timeout) => {
                 let _ = out.flush();
+                flushed = Instant::now();
             }
             Err(RecvTimeoutError::Disconnected) => {
                 let _ = out.flush();
@@ -235,6 +268,43 @@ impl Seen {
                 upstream,
                 peer,
             },
+        }
+    }
+}
+
+/// A request being handled, for the log: if its future is dropped before
+/// an answer (the client left), the line says 499, as nginx's does.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    seen: Option<Seen>,
+    log: Arc<AccessLog>,
+    peer: SocketAddr,
+}
+
+// === impl Watch ===
+
+impl Watch {
+    pub(crate) fn new(seen: Seen, log: &Arc<AccessLog>, peer: SocketAddr) -> Self {
+        Self {
+            seen: Some(seen),
+            log: log.clone(),
+            peer,
+        }
+    }
+
+    /// The request was answered with `resp`: the line waits for its body.
+    pub(crate) fn answered<B>(mut self, resp: &mut Response<B>) -> Option<Pending> {
+        let seen = self.seen.take()?;
+        Some(seen.answered(&self.log, resp, self.peer))
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(seen) = self.seen.take() {
+            let mut resp = Response::new(());
+            *resp.status_mut() = http::StatusCode::from_u16(499).unwrap_or_default();
+            seen.answered(&self.log, &mut resp, self.peer).finish();
         }
     }
 }

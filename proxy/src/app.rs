@@ -273,6 +273,9 @@ impl App {
             drained.wait().await;
         }
         tracing::info!("drained: every connection closed");
+        if let Some(log) = self.proxy.access() {
+            log.flush();
+        }
         for task in background
             .into_iter()
             .chain(notifiers)

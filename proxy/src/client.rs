@@ -36,13 +36,13 @@ pub struct Remote {
     /// call, its `[admin] token_env` names the variable holding the token.
     #[arg(long, short, env = "SERIN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The admin API's base URL [default: from --config, else
-    /// http://127.0.0.1:9901].
-    #[arg(long, env = "SERIN_ADMIN", value_name = "URL")]
+    /// The admin API's base URL [default: --config's [admin] addr, else
+    /// $SERIN_ADMIN, else http://127.0.0.1:9901].
+    #[arg(long, value_name = "URL")]
     pub admin: Option<String>,
     /// Bearer token for changes [default: the variable --config's
-    /// token_env names].
-    #[arg(long, env = "SERIN_ADMIN_TOKEN", hide_env_values = true)]
+    /// token_env names, else $SERIN_ADMIN_TOKEN].
+    #[arg(long)]
     pub token: Option<String>,
     /// Print the server's JSON instead of a table.
     #[arg(long)]
@@ -58,7 +58,14 @@ impl Remote {
     /// # Errors
     /// The routing file cannot be read or is not valid.
     fn resolve(mut self) -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        // What the command line names wins; then the routing file it
+        // names (an exported SERIN_ADMIN must not send a `-c staging.toml`
+        // call elsewhere, nor SERIN_ADMIN_TOKEN go to the file's address);
+        // then the environment.
         let Some(path) = &self.config else {
+            self.admin = self.admin.or_else(|| var("SERIN_ADMIN"));
+            self.token = self.token.or_else(|| var("SERIN_ADMIN_TOKEN"));
             return Ok(self);
         };
         let config = serin_config::load(path).map_err(|e| e.to_string())?;
@@ -75,9 +82,7 @@ impl Remote {
             self.admin = Some(format!("http://{addr}"));
         }
         if self.token.is_none() {
-            self.token = std::env::var(&config.admin.token_env)
-                .ok()
-                .filter(|t| !t.is_empty());
+            self.token = var(&config.admin.token_env);
         }
         Ok(self)
     }

@@ -11,6 +11,7 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// W3C Trace Context.
 pub(crate) static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
@@ -172,7 +173,15 @@ pub(crate) fn forwarded(
             (id, Some(traceparent_value(id, fastrand::u64(1..))))
         }
     };
-    let request_id = (!headers.contains_key(&X_REQUEST_ID)).then(|| hex_value(trace_id));
+    // One id per request: the trace's when serin starts the trace (so the
+    // two are one to grep for), a fresh one inside a client's trace.
+    let request_id = (!headers.contains_key(&X_REQUEST_ID)).then(|| {
+        hex_value(if traceparent.is_some() {
+            trace_id
+        } else {
+            new_id()
+        })
+    });
     let trace_id = trace_id.to_be_bytes();
     let host = host.filter(|_| !headers.contains_key(header::HOST));
     Forwarding {
@@ -199,7 +208,9 @@ impl Forwarding {
             || *name == header::VIA
             || (self.proto.is_some() && *name == X_FORWARDED_PROTO)
             || ((self.forwarded_host.is_some() || !self.trusted) && *name == X_FORWARDED_HOST)
-            || (self.traceparent.is_some() && *name == TRACEPARENT)
+            // A trace serin starts drops the client's `tracestate`, which
+            // belonged to a `traceparent` that is gone (W3C).
+            || (self.traceparent.is_some() && (*name == TRACEPARENT || *name == TRACESTATE))
     }
 
     /// Every header this sets, for the encoder.
@@ -326,9 +337,10 @@ fn hex_into(buf: &mut [u8], n: u128) {
     }
 }
 
-/// `00-TRACE-SPAN-01`: a sampled trace started here.
+/// `00-TRACE-SPAN-00`: a trace started here. Not flagged sampled: serin
+/// records no span of it, and a version's own sampler decides.
 fn traceparent_value(trace: u128, span: u64) -> HeaderValue {
-    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
     hex_into(&mut buf[3..35], trace);
     hex_into(&mut buf[36..52], u128::from(span));
     HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("00"))

@@ -282,14 +282,12 @@ impl Server {
             // slot; a box is one allocation where the move copied ~5 KiB
             // (callgrind: fewer instructions per request boxed).
             Box::pin(async move {
-                let seen = proxy.access().map(|_| crate::access::Seen::of(&req));
+                // Logs 499 if the client leaves before the answer.
+                let watch = proxy.access().map(|log| {
+                    crate::access::Watch::new(crate::access::Seen::of(&req), log, peer.addr)
+                });
                 let mut resp = proxy.handle(req, peer).await;
-                let log = match (proxy.access(), seen) {
-                    (Some(log), Some(seen)) => {
-                        Some(Box::new(seen.answered(log, &mut resp, peer.addr)))
-                    }
-                    _ => None,
-                };
+                let log = watch.and_then(|w| w.answered(&mut resp)).map(Box::new);
                 Ok::<_, Infallible>(resp.map(|b| Guarded::new(b, guard, log)))
             })
         });

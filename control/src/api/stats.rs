@@ -168,7 +168,8 @@ fn to_json(w: &WindowStats, signals: &[&str]) -> VersionStatsJson {
             .map(|(i, name)| {
                 let json = SignalJson {
                     rate: frac(w.signal_rate(i)),
-                    mean: frac(w.signal_mean(i)),
+                    // In the version's own units: significant digits.
+                    mean: w.signal_mean(i).map(|m| super::significant(m, 6)),
                     reported: w.signals[i].reported,
                 };
                 ((*name).to_owned(), json)
@@ -187,7 +188,7 @@ fn to_json(w: &WindowStats, signals: &[&str]) -> VersionStatsJson {
         fallbacks: w.fallbacks,
         client_timeouts: w.client_timeouts,
         client_aborts: w.client_aborts,
-        rps: (w.rps() * 100.0).round() / 100.0,
+        rps: super::significant(w.rps(), 4),
         p50_ms: ms(w.percentile(50.0)),
         p90_ms: ms(w.percentile(90.0)),
         p95_ms: ms(w.percentile(95.0)),

@@ -324,3 +324,17 @@ fn print_openapi() {
         serde_json::to_string_pretty(&ApiDoc::openapi()).unwrap()
     );
 }
+
+#[test]
+fn api_numbers_are_rounded_without_lying() {
+    use super::{fraction, significant};
+    assert_eq!(fraction(0.800_000_000_046_566_1), 0.8);
+    assert_eq!(fraction(0.123_456), 0.1235);
+    // Never 0 for a value that is not, never 1 for one below.
+    assert_eq!(fraction(0.000_04), 0.000_04);
+    assert_eq!(fraction(0.999_96), 0.999_96);
+    assert_eq!(fraction(0.0), 0.0);
+    assert_eq!(fraction(1.0), 1.0);
+    assert_eq!(significant(1234.567, 4), 1235.0);
+    assert_eq!(significant(0.016_666, 4), 0.016_67);
+}

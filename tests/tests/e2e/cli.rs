@@ -279,6 +279,14 @@ async fn the_client_finds_the_admin_address_and_token_in_the_routing_file() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("401"), "{}", stderr(&o));
+    // An exported SERIN_ADMIN does not send a `-c` call elsewhere.
+    let o = tokio::process::Command::new(serin_bin())
+        .args(["status", "--json", "-c", f])
+        .env("SERIN_ADMIN", "http://127.0.0.1:1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // A file that does not parse: a usage error naming it.
     let o = run(None, &["status", "-c", "/nonexistent/serin.toml"])
         .await

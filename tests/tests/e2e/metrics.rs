@@ -106,7 +106,7 @@ name = "met"
     assert_eventually!(
         metrics()
             .await
-            .contains("serin_rollbacks_total{route=\"met\""),
+            .contains("serin_rollbacks_total{route=\"met\",mode=\"immediate\"} 1"),
         5,
         "no rollback counted"
     );
