@@ -118,3 +118,30 @@ async fn the_combined_format_is_what_log_tools_read() {
     assert!(line.contains("] \"GET /a?b=c HTTP/1.1\" 200 3 \"http://r/\" \"ua \\\"x\\\"\" route=svc version=v1 request_id="), "{line}");
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_before_its_answer_is_logged_499() {
+    let v1 = FakeVersion::start("v1").unwrap();
+    v1.faults().set_hang(true);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let file = format!(
+        "[access_log]\npath = \"{}\"\n{}",
+        log.display(),
+        one_route(&[("v1", &v1.url(), 1.0)], "")
+    );
+    let env = TestEnv::start(&file).await;
+    let gone = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        TestClient::http1().get(&env.url("/slow"), &[]),
+    )
+    .await;
+    assert!(gone.is_err(), "the hung version answered");
+    assert_eventually!(lines(&log).len() == 1, 5, "lines: {:?}", lines(&log));
+    let line = &lines(&log)[0];
+    assert_eq!(line["status"], 499, "{line}");
+    assert_eq!(line["path"], "/slow", "{line}");
+    assert_eq!(line["bytes"], 0, "{line}");
+    v1.faults().set_hang(false);
+    env.stop().await;
+}
