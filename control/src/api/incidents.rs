@@ -18,6 +18,7 @@ pub(crate) struct IncidentQuery {
     /// Only this route's incidents (list only).
     route: Option<String>,
     /// `json` (default) or `markdown`.
+    #[param(inline)]
     format: Option<Format>,
 }
 

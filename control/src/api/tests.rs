@@ -338,3 +338,36 @@ fn api_numbers_are_rounded_without_lying() {
     assert_eq!(significant(1234.567, 4), 1235.0);
     assert_eq!(significant(0.016_666, 4), 0.016_67);
 }
+
+/// Every `$ref` in the OpenAPI document names a schema it defines (a
+/// schemathesis run found `#/components/schemas/Format` dangling).
+#[test]
+fn every_openapi_reference_resolves() {
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v.as_str()) {
+                        ("$ref", Some(r)) => out.push(r.to_owned()),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected reference {r}"));
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "{r} does not resolve"
+        );
+    }
+}
