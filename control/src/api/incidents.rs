@@ -38,7 +38,8 @@ pub(crate) struct IncidentList {
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "status",
     params(IncidentQuery),
     responses(
-        (status = 200, description = "every rollback's incident, oldest first", body = IncidentList),
+        (status = 200, description = "every rollback's incident, oldest first; with `format=markdown` the reports as text",
+            content((IncidentList = "application/json"), (String = "text/markdown"))),
         (status = 400, description = "bad query", body = ErrorBody),
     ))]
 pub(crate) async fn list(
@@ -67,7 +68,9 @@ pub(crate) async fn list(
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "status",
     params(("id" = String, Path, description = "incident id, e.g. i42"), IncidentQuery),
     responses(
-        (status = 200, description = "the incident's report", body = Incident),
+        (status = 200, description = "the incident's report; with `format=markdown` as text",
+            content((Incident = "application/json"), (String = "text/markdown"))),
+        (status = 400, description = "bad query", body = ErrorBody),
         (status = 404, description = "no such incident", body = ErrorBody),
     ))]
 pub(crate) async fn one(
