@@ -134,6 +134,17 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
+/// The route called `name` in `snap`, or 404.
+pub(crate) fn route_named<'a>(
+    snap: &'a crate::Snapshot,
+    name: &str,
+) -> Result<&'a crate::RouteSnap, ApiError> {
+    snap.routes
+        .iter()
+        .find(|r| *r.name == *name)
+        .ok_or_else(|| ApiError::NotFound(format!("no route named {name:?}")))
+}
+
 /// A share or a rate as the API writes it: 4 decimals (`0.8`, not
 /// `0.8000000000465661`), except that rounding never turns a value that is
 /// not 0 into 0, nor one below 1 into 1 (an error rate of 0.00004 is not

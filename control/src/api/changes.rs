@@ -218,11 +218,7 @@ action!(resume, "/api/v1/routes/{route}/resume", "rollout resumed");
 
 fn answer(st: &ApiState, route: &str, event: Event) -> Result<Json<RouteChange>, ApiError> {
     let snap = st.live.snapshot();
-    let r = snap
-        .routes
-        .iter()
-        .find(|r| *r.name == *route)
-        .ok_or_else(|| ApiError::NotFound(format!("no route named {route:?}")))?;
+    let r = super::route_named(&snap, route)?;
     Ok(Json(RouteChange {
         route: route_status(st, r),
         event,

@@ -46,11 +46,7 @@ pub(crate) async fn mirror(
 ) -> Result<Json<MirrorJson>, ApiError> {
     let window = q.window()?;
     let snap = st.live.snapshot();
-    let route = snap
-        .routes
-        .iter()
-        .find(|r| *r.name == *name)
-        .ok_or_else(|| ApiError::NotFound(format!("no route named {name:?}")))?;
+    let route = super::route_named(&snap, &name)?;
     let m = route
         .mirror
         .as_ref()

@@ -122,11 +122,7 @@ pub(crate) async fn stats(
 ) -> Result<Json<RouteStats>, ApiError> {
     let window = q.window()?;
     let snap = st.live.snapshot();
-    let route = snap
-        .routes
-        .iter()
-        .find(|r| *r.name == *name)
-        .ok_or_else(|| ApiError::NotFound(format!("no route named {name:?}")))?;
+    let route = super::route_named(&snap, &name)?;
     let signals: Vec<&str> = route.signals.iter().map(|s| &*s.name).collect();
     let json = |w: &WindowStats| to_json(w, &signals);
     Ok(Json(RouteStats {

@@ -70,11 +70,7 @@ pub(crate) async fn route(
     Path(name): Path<String>,
 ) -> Result<Json<RouteStatus>, ApiError> {
     let snap = st.live.snapshot();
-    snap.routes
-        .iter()
-        .find(|r| *r.name == *name)
-        .map(|r| Json(route_status(&st, r)))
-        .ok_or_else(|| ApiError::NotFound(format!("no route named {name:?}")))
+    super::route_named(&snap, &name).map(|r| Json(route_status(&st, r)))
 }
 
 pub(crate) fn route_status(st: &ApiState, r: &RouteSnap) -> RouteStatus {
