@@ -132,5 +132,5 @@ impl Drop for InFlight {
 
 /// Now, as a sample's `time`.
 pub fn stamp() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    crate::persist::now()
 }
