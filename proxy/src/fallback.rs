@@ -205,11 +205,7 @@ pub(crate) async fn walk(
         let took = clock.waiting_since(sent).elapsed();
         let mut attempted = attempted;
         let signals = match &mut attempted {
-            Attempted::Answered(resp, _) if !route.signals.is_empty() => {
-                let values = read_signals(route, resp.headers());
-                strip_signals(route, resp.headers_mut());
-                values
-            }
+            Attempted::Answered(resp, _) => take_signals(route, resp.headers_mut()),
             _ => None,
         };
         out.count.each(v, |s| match &signals {
@@ -265,8 +261,9 @@ pub(crate) async fn walk(
 }
 
 /// What an answer reported of the route's quality signals
-/// (`[[routes.signals]]`); `None` for a route without any.
-pub(crate) fn read_signals(route: &RouteSnap, headers: &HeaderMap) -> Option<SignalValues> {
+/// (`[[routes.signals]]`), their headers removed but for those `keep`
+/// names (the client never sees them); `None` for a route without any.
+pub(crate) fn take_signals(route: &RouteSnap, headers: &mut HeaderMap) -> Option<SignalValues> {
     if route.signals.is_empty() {
         return None;
     }
@@ -275,15 +272,11 @@ pub(crate) fn read_signals(route: &RouteSnap, headers: &HeaderMap) -> Option<Sig
         *slot = headers
             .get(&s.header)
             .and_then(|v| SignalValues::parse(v.as_bytes()));
+        if !s.keep {
+            headers.remove(&s.header);
+        }
     }
     Some(values)
-}
-
-/// Removes the signal headers the client must not see (all but `keep`).
-pub(crate) fn strip_signals(route: &RouteSnap, headers: &mut HeaderMap) {
-    for s in route.signals.iter().filter(|s| !s.keep) {
-        headers.remove(&s.header);
-    }
 }
 
 /// Hands back the permit of a probe that ended without a result.

@@ -232,11 +232,10 @@ impl Shadow {
         let mut mine = Answer::default();
         let mut hash = None;
         if let Some(mut resp) = resp {
-            let signals = crate::fallback::read_signals(route, resp.headers());
             // Compared as the client would have seen them: without
             // hop-by-hop headers and the signals serin hides.
+            let signals = crate::fallback::take_signals(route, resp.headers_mut());
             crate::headers::strip_hop_by_hop(resp.headers_mut(), false);
-            crate::fallback::strip_signals(route, resp.headers_mut());
             match signals {
                 Some(s) => stats.record_signals(outcome, took, &s),
                 None => stats.record(outcome, took),
