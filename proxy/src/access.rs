@@ -56,6 +56,37 @@ pub(crate) struct Served {
     pub(crate) request_id: Option<HeaderValue>,
 }
 
+/// What the proxy keeps of a request for its line while the attempts run
+/// (boxed in the request's future: 8 bytes there, allocated only with the
+/// log on).
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// Bytes, not a `u128`: see `Forwarding::trace_id`.
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) request_id: Option<HeaderValue>,
+    pub(crate) at: Instant,
+}
+
+impl Received {
+    /// The answer came from `version` (`None`: from serin, the chain
+    /// exhausted), down the fallback chain or not.
+    pub(crate) fn served(
+        self,
+        route: &Arc<str>,
+        version: Option<&Arc<str>>,
+        fallback: bool,
+    ) -> Served {
+        Served {
+            route: route.clone(),
+            version: version.cloned(),
+            fallback,
+            upstream: version.map(|_| self.at.elapsed()),
+            trace_id: u128::from_be_bytes(self.trace_id),
+            request_id: self.request_id,
+        }
+    }
+}
+
 /// A request whose answer is on its way: completed into a [`Record`] when
 /// the response body is done.
 #[derive(Debug)]
