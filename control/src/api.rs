@@ -14,6 +14,7 @@ mod changes;
 mod drills;
 mod error;
 mod events;
+mod history;
 mod incidents;
 mod maintenance;
 mod mirror;
@@ -21,6 +22,7 @@ mod openapi;
 mod revisions;
 mod stats;
 mod status;
+mod ui;
 
 use std::sync::Arc;
 
@@ -96,6 +98,11 @@ pub fn endpoints() -> Vec<Endpoint> {
         ep(Method::GET, "/api/v1/routes/{route}", status::route),
         ep(Method::GET, "/api/v1/routes/{route}/stats", stats::stats),
         ep(
+            Method::GET,
+            "/api/v1/routes/{route}/history",
+            history::history,
+        ),
+        ep(
             Method::PUT,
             "/api/v1/routes/{route}/weights",
             changes::weights,
@@ -131,6 +138,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         ep(Method::GET, "/api/v1/incidents", incidents::list),
         ep(Method::GET, "/api/v1/incidents/{id}", incidents::one),
         ep(Method::GET, "/api/v1/openapi.json", openapi::document),
+        ep(Method::GET, "/ui", ui::index),
+        ep(Method::GET, "/ui/{asset}", ui::asset),
     ]
 }
 

@@ -178,6 +178,9 @@ async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  serin     http://{http}    admin http://{admin}");
     println!(
+        "  page      http://{admin}/ui   the live status page (the demo sets no token: any acts)"
+    );
+    println!(
         "  route     prompt-service: stable v1, canary v2 rolling out 5% → 20% → 50% every 4s"
     );
     println!("            fallback v2 → v1.5 → v1; rollback when error_rate > 10% holds 2s");
@@ -226,6 +229,7 @@ async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
     if keep {
         // The addresses are this run's ephemeral ports: they work now.
         println!("\nserin is still serving: try it yourself (Ctrl-C stops it):");
+        println!("  open http://{admin}/ui in a browser        # the status page");
         println!("  curl -s http://{admin}/api/v1/status");
         println!("  curl -s 'http://{admin}/api/v1/routes/prompt-service/stats?window=60s'");
         println!("  curl -s http://{admin}/api/v1/routes/prompt-service/mirror");

@@ -8,9 +8,11 @@
 //! - [`raw`]: bytes on a socket, for what a well-behaved client cannot send
 //!   (half-sent heads, smuggling shapes, hand-made HTTP/2 frames).
 //! - [`tls`]: a self-signed certificate made by the test, and HTTPS clients.
+//! - [`browser`]: headless Chromium over the DevTools protocol (the status page).
 //! - [`assert_eventually!`]: polls a condition with a deadline.
 //! - `tests/`: one module per scenario, in one test binary (`tests/e2e.rs`).
 
+pub mod browser;
 pub mod client;
 pub mod process;
 pub mod raw;

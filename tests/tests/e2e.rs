@@ -34,6 +34,7 @@ mod e2e {
     mod telemetry;
     mod timeouts;
     mod tls;
+    mod ui;
     mod upstream_tls;
     mod upstream_wire;
 }

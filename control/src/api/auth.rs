@@ -4,7 +4,8 @@
 //! - every mutating call (any method but GET/HEAD/OPTIONS) needs
 //!   `Authorization: Bearer TOKEN`; a missing or wrong token is 401 and
 //!   changes nothing;
-//! - with `[admin] protect_reads = true`, every call but `/healthz` needs it;
+//! - with `[admin] protect_reads = true`, every call but `/healthz` and the
+//!   status page's files (`/ui`, which hold no data) needs it;
 //! - the token comes from the environment variable `admin.token_env`
 //!   (default `SERIN_ADMIN_TOKEN`), read once at start;
 //! - no token configured: allowed only when the admin address is loopback
@@ -100,7 +101,9 @@ impl Auth {
             return true;
         };
         let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-        if read && (!self.protect_reads || req.uri().path() == "/healthz") {
+        // `/healthz` and the status page's files hold no data.
+        let open = |p: &str| p == "/healthz" || p == "/ui" || p.starts_with("/ui/");
+        if read && (!self.protect_reads || open(req.uri().path())) {
             return true;
         }
         let given = req

@@ -7,7 +7,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{changes, drills, events, incidents, maintenance, mirror, revisions, stats, status};
+use super::{
+    changes, drills, events, history, incidents, maintenance, mirror, revisions, stats, status, ui,
+};
 
 /// The admin API's OpenAPI 3 document.
 #[derive(OpenApi)]
@@ -24,6 +26,7 @@ use super::{changes, drills, events, incidents, maintenance, mirror, revisions, 
         status::status,
         status::route,
         stats::stats,
+        history::history,
         mirror::mirror,
         changes::weights,
         changes::rollback,
@@ -40,6 +43,8 @@ use super::{changes, drills, events, incidents, maintenance, mirror, revisions, 
         incidents::list,
         incidents::one,
         document,
+        ui::index,
+        ui::asset,
     ),
     modifiers(&Bearer),
     tags(

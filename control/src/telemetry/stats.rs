@@ -175,6 +175,30 @@ impl VersionStats {
         out
     }
 
+    /// The last `span` of folded slots cut into `step`-long windows,
+    /// oldest first, every step present (an empty one has no requests):
+    /// what the status page draws. A slot belongs to the step its midpoint
+    /// lies in, as for [`window`](Self::window); what the shards gathered
+    /// since the last tick is not read (it is at most one slot old).
+    pub fn series(&self, span: Duration, step: Duration) -> Vec<WindowStats> {
+        let now = Instant::now();
+        let step = step.max(self.settings.slot);
+        let steps = (span.as_nanos() / step.as_nanos()).clamp(1, 3600) as usize;
+        let mut out: Vec<WindowStats> = (0..steps).map(|_| WindowStats::empty(step)).collect();
+        let half = self.settings.slot / 2;
+        let ring = lock(&self.ring);
+        let mut slots = ring
+            .since(cutoff(now, step * steps as u32, self.settings.slot))
+            .peekable();
+        // Newest step first: slots come newest first.
+        for (ago, stats) in out.iter_mut().rev().enumerate() {
+            let start = now.checked_sub(step * (ago as u32 + 1));
+            let in_step = |s: &&Slot| start.is_none_or(|start| s.end - half >= start);
+            stats.add_slots(std::iter::from_fn(|| slots.next_if(in_step)));
+        }
+        out
+    }
+
     /// Requests and errors over the last `window`, without histograms:
     /// what the breaker monitor reads ten times a second, at the cost of a
     /// few additions (no allocation).

@@ -325,3 +325,33 @@ async fn memory_of_a_busy_version() {
     assert_eq!(s.slots(), 900);
     assert!(bytes < 2_500_000, "{bytes} bytes");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_series_cuts_the_slots_into_steps_oldest_first() {
+    let t = Telemetry::new().with_retention(Duration::from_secs(60));
+    let v = t.version("series", "v1");
+    // Slot i (1..=10) holds i requests of i ms; slot 3 also an error.
+    for i in 1..=10u32 {
+        for _ in 0..i {
+            v.record(Outcome::Success, MS * i);
+        }
+        if i == 3 {
+            v.record(Outcome::Status5xx, MS * 3);
+        }
+        run_slots(&t, 1).await;
+    }
+    // 12 s in 2 s steps: one empty step before the traffic, then pairs.
+    let series = v.series(Duration::from_secs(12), 2 * SEC);
+    let requests: Vec<u64> = series.iter().map(|w| w.requests).collect();
+    assert_eq!(requests, [0, 1 + 2, 3 + 1 + 4, 5 + 6, 7 + 8, 9 + 10]);
+    assert_eq!(series[0].error_rate(), None);
+    assert_eq!(series[2].errors, 1);
+    assert_eq!(series[5].window, 2 * SEC);
+    assert_close(series[5].percentile(100.0), MS * 10);
+    assert_close(series[5].percentile(1.0), MS * 9);
+    // Every slot counted once: the steps add up to the window.
+    let total: u64 = requests.iter().sum();
+    assert_eq!(total, v.window(Duration::from_secs(12)).requests);
+    // A step shorter than a slot is read as one slot.
+    assert_eq!(v.series(2 * SEC, MS).len(), 2);
+}
