@@ -50,7 +50,8 @@ pub(crate) async fn index() -> Response {
 #[utoipa::path(get, path = "/ui/{asset}", tag = "status",
     params(("asset" = String, Path, description = "`app.js` or `app.css`")),
     responses(
-        (status = 200, description = "a file of the status page", body = String, content_type = "text/plain"),
+        (status = 200, description = "a file of the status page",
+            content((String = "text/javascript"), (String = "text/css"))),
         (status = 404, description = "no such file", body = super::ErrorBody),
     ))]
 pub(crate) async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
