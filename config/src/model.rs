@@ -29,6 +29,8 @@ pub struct Config {
     pub engine: Engine,
     /// `[access_log]`; `None`: no access log.
     pub access_log: Option<AccessLog>,
+    /// `[tracing]`; `None`: no span is exported.
+    pub tracing: Option<Tracing>,
     /// `[[notify]]`, in file order.
     pub notify: Vec<Notify>,
     /// `[[routes]]`, in file order; names unique.
@@ -79,6 +81,21 @@ pub struct AccessLog {
     /// `None`: standard output (`path = "-"`, the default).
     pub path: Option<PathBuf>,
     pub format: AccessFormat,
+}
+
+/// `[tracing]`: a span per request, exported over OTLP/HTTP (protobuf)
+/// by a thread of its own. Bound when serin starts: a change needs a
+/// restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracing {
+    /// The collector's traces endpoint, `http://HOST:PORT/v1/traces`.
+    pub otlp: http::Uri,
+    /// `service.name` of serin's spans. Default `serin`.
+    pub service_name: String,
+    /// Of the traces serin starts (the client sent no `traceparent`), the
+    /// share recorded, 0 to 1. A client's trace is recorded when its
+    /// `traceparent` says sampled. Default 1.
+    pub sample: f64,
 }
 
 /// How an access-log line is written.

@@ -24,6 +24,7 @@ pub(crate) struct RawConfig {
     pub(crate) limits: Option<RawLimits>,
     pub(crate) engine: Option<RawEngine>,
     pub(crate) access_log: Option<RawAccessLog>,
+    pub(crate) tracing: Option<RawTracing>,
     #[serde(default)]
     pub(crate) notify: Vec<RawNotify>,
     #[serde(default)]
@@ -59,6 +60,14 @@ pub(crate) struct RawState {
 pub(crate) struct RawAccessLog {
     pub(crate) path: Option<Str>,
     pub(crate) format: Option<Str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTracing {
+    pub(crate) otlp: Str,
+    pub(crate) service_name: Option<Str>,
+    pub(crate) sample: Option<Str>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,11 +20,13 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::error::{ConfigError, ConfigErrors, Source};
-use crate::model::{AccessFormat, AccessLog, Admin, Config, Engine, Listen, Notify, State};
-use crate::raw::{
-    RawAccessLog, RawAdmin, RawConfig, RawEngine, RawListen, RawNotify, RawState, Str,
+use crate::model::{
+    AccessFormat, AccessLog, Admin, Config, Engine, Listen, Notify, State, Tracing,
 };
-use crate::units::parse_duration;
+use crate::raw::{
+    RawAccessLog, RawAdmin, RawConfig, RawEngine, RawListen, RawNotify, RawState, RawTracing, Str,
+};
+use crate::units::{parse_duration, parse_percent};
 
 mod limits;
 mod resilience;
@@ -49,6 +51,7 @@ pub(crate) fn validate(raw: RawConfig, src: Source<'_>) -> Result<Config, Config
     let limits = limits::limits(&mut cx, raw.limits.as_ref());
     let engine = engine(&mut cx, raw.engine.as_ref());
     let access_log = raw.access_log.as_ref().map(|a| access_log(&mut cx, a));
+    let tracing = raw.tracing.as_ref().map(|t| tracing(&mut cx, t));
     let notify = raw.notify.iter().map(|n| notify(&mut cx, n)).collect();
     let routes = route::routes(&mut cx, &raw.routes);
     let config = Config {
@@ -58,6 +61,7 @@ pub(crate) fn validate(raw: RawConfig, src: Source<'_>) -> Result<Config, Config
         limits,
         engine,
         access_log,
+        tracing,
         notify,
         routes,
     };
@@ -110,6 +114,51 @@ fn access_log(cx: &mut Ctx<'_>, raw: &RawAccessLog) -> AccessLog {
         })
         .unwrap_or(AccessFormat::Json);
     AccessLog { path, format }
+}
+
+fn tracing(cx: &mut Ctx<'_>, raw: &RawTracing) -> Tracing {
+    let otlp = cx
+        .check(&raw.otlp, |s| {
+            let uri: http::Uri = s
+                .parse()
+                .map_err(|e| format!("otlp `{s}` is not a URL: {e}"))?;
+            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                return Err(format!(
+                    "otlp `{s}` must be an http:// URL with a host, e.g. \
+                     http://127.0.0.1:4318/v1/traces (a local collector)"
+                ));
+            }
+            Ok(uri)
+        })
+        .unwrap_or_default();
+    let service_name = raw
+        .service_name
+        .as_ref()
+        .and_then(|n| {
+            cx.check(n, |s| {
+                if s.trim().is_empty() {
+                    Err("service_name is empty".to_owned())
+                } else {
+                    Ok(s.clone())
+                }
+            })
+        })
+        .unwrap_or_else(|| "serin".to_owned());
+    let sample = raw
+        .sample
+        .as_ref()
+        .and_then(|v| {
+            cx.check(v, |s| match parse_percent(s)? {
+                share if (0.0..=1.0).contains(&share) => Ok(share),
+                _ => Err(format!("sample must be between 0% and 100%, got {s}")),
+            })
+        })
+        .unwrap_or(1.0);
+    Tracing {
+        otlp,
+        service_name,
+        sample,
+    }
 }
 
 fn listen(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawListen>>) -> Listen {

@@ -1,5 +1,7 @@
 //! The access log (`[access_log]`): one line per client request, JSON or
-//! the NCSA combined format, to standard output or a file.
+//! the NCSA combined format, to standard output or a file. With
+//! `[tracing]`, the same record of a request also becomes its span
+//! (`crate::spans`), on the same thread.
 //!
 //! The request path never writes: when a response body has been sent
 //! whole (or dropped), its [`Pending`] becomes a [`Record`] and goes to a
@@ -19,6 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderValue, Method, Request, Response, Uri, Version};
 use serin_config::AccessFormat;
+
+use crate::headers::SpanIds;
+use crate::spans::Spans;
 
 /// Lines waiting for the writer at most; more are dropped (counted).
 const QUEUE: usize = 16 * 1024;
@@ -52,6 +57,8 @@ pub(crate) struct Served {
     /// Request received → the version's response head.
     pub(crate) upstream: Option<Duration>,
     pub(crate) trace_id: u128,
+    /// serin's span, when it records one.
+    pub(crate) span: Option<SpanIds>,
     /// The `x-request-id` serin made (the client sent none).
     pub(crate) request_id: Option<HeaderValue>,
 }
@@ -63,6 +70,7 @@ pub(crate) struct Served {
 pub(crate) struct Received {
     /// Bytes, not a `u128`: see `Forwarding::trace_id`.
     pub(crate) trace_id: [u8; 16],
+    pub(crate) span: Option<SpanIds>,
     pub(crate) request_id: Option<HeaderValue>,
     pub(crate) at: Instant,
 }
@@ -82,6 +90,7 @@ impl Received {
             fallback,
             upstream: version.map(|_| self.at.elapsed()),
             trace_id: u128::from_be_bytes(self.trace_id),
+            span: self.span,
             request_id: self.request_id,
         }
     }
@@ -97,25 +106,28 @@ pub(crate) struct Pending {
     pub(crate) bytes: u64,
 }
 
-/// One line.
+/// One line (and, with `[tracing]`, one span).
 #[derive(Debug)]
 pub(crate) struct Record {
-    time: SystemTime,
-    method: Method,
-    uri: Uri,
-    version: Version,
-    user_agent: Option<HeaderValue>,
+    /// When the response ended.
+    pub(crate) time: SystemTime,
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) version: Version,
+    pub(crate) user_agent: Option<HeaderValue>,
     referer: Option<HeaderValue>,
     request_id: Option<HeaderValue>,
-    trace_id: Option<u128>,
-    route: Option<Arc<str>>,
-    upstream_version: Option<Arc<str>>,
-    fallback: bool,
-    status: u16,
+    pub(crate) trace_id: Option<u128>,
+    pub(crate) span: Option<SpanIds>,
+    pub(crate) route: Option<Arc<str>>,
+    pub(crate) upstream_version: Option<Arc<str>>,
+    pub(crate) fallback: bool,
+    pub(crate) status: u16,
     bytes: u64,
-    duration: Duration,
-    upstream: Option<Duration>,
-    peer: SocketAddr,
+    /// Request received → last byte.
+    pub(crate) duration: Duration,
+    pub(crate) upstream: Option<Duration>,
+    pub(crate) peer: SocketAddr,
 }
 
 /// The client's request line and the headers the log shows, taken before
@@ -135,25 +147,37 @@ pub(crate) struct Seen {
 // === impl AccessLog ===
 
 impl AccessLog {
-    /// Opens `path` for appending (`None`: standard output) and starts the
-    /// writer thread.
+    /// Starts the writer thread for `config` (its `path` opened for
+    /// appending; `None`: standard output) and `spans`, either or both;
+    /// `None` with neither.
     ///
     /// # Errors
     /// The file cannot be opened, or the thread cannot start.
-    pub(crate) fn open(config: &serin_config::AccessLog) -> io::Result<Arc<Self>> {
-        let out: Box<dyn Write + Send> = match &config.path {
-            None => Box::new(io::stdout()),
-            Some(path) => Box::new(append(path)?),
+    pub(crate) fn open(
+        config: Option<&serin_config::AccessLog>,
+        spans: Option<Spans>,
+    ) -> io::Result<Option<Arc<Self>>> {
+        if config.is_none() && spans.is_none() {
+            return Ok(None);
+        }
+        let out = match config {
+            Some(c) => {
+                let out: Box<dyn Write + Send> = match &c.path {
+                    None => Box::new(io::stdout()),
+                    Some(path) => Box::new(append(path)?),
+                };
+                Some((BufWriter::with_capacity(64 * 1024, out), c.format))
+            }
+            None => None,
         };
         let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
-        let format = config.format;
         std::thread::Builder::new()
             .name("serin-access-log".into())
-            .spawn(move || write_lines(rx, BufWriter::with_capacity(64 * 1024, out), format))?;
-        Ok(Arc::new(Self {
+            .spawn(move || write_lines(rx, out, spans))?;
+        Ok(Some(Arc::new(Self {
             tx,
             dropped: AtomicU64::new(0),
-        }))
+        })))
     }
 
     /// Lines dropped because the writer fell behind.
@@ -161,12 +185,12 @@ impl AccessLog {
         self.dropped.load(Relaxed)
     }
 
-    /// Writes out every line sent so far; waits at most a second (at
-    /// shutdown, after the drain).
+    /// Writes out every line sent so far, and exports the spans; waits at
+    /// most a few seconds (at shutdown, after the drain).
     pub(crate) fn flush(&self) {
         let (done, wait) = mpsc::sync_channel(1);
         if self.tx.send(Msg::Flush(done)).is_ok() {
-            let _ = wait.recv_timeout(Duration::from_secs(1));
+            let _ = wait.recv_timeout(Duration::from_secs(6));
         }
     }
 
@@ -196,41 +220,59 @@ fn append(path: &Path) -> io::Result<std::fs::File> {
 
 /// The writer thread: until every sender is gone. Flushes at least every
 /// `FLUSH_AFTER` while lines come, and whenever they stop.
-fn write_lines(rx: mpsc::Receiver<Msg>, mut out: impl Write, format: AccessFormat) {
+fn write_lines(
+    rx: mpsc::Receiver<Msg>,
+    mut out: Option<(impl Write, AccessFormat)>,
+    spans: Option<Spans>,
+) {
     let mut line = String::with_capacity(512);
     let mut flushed = Instant::now();
     let mut failed = 0u64;
+    let flush = |out: &mut Option<(_, _)>| {
+        if let Some((w, _)) = out {
+            let _ = Write::flush(w);
+        }
+    };
     loop {
         match rx.recv_timeout(FLUSH_AFTER) {
             Ok(Msg::Line(record)) => {
+                if let Some(spans) = &spans {
+                    spans.record(&record);
+                }
+                let Some((w, format)) = &mut out else {
+                    continue;
+                };
                 line.clear();
                 match format {
                     AccessFormat::Json => record.json(&mut line),
                     AccessFormat::Combined => record.combined(&mut line),
                 }
                 line.push('\n');
-                if let Err(e) = out.write_all(line.as_bytes()) {
+                if let Err(e) = w.write_all(line.as_bytes()) {
                     failed += 1;
                     if failed.is_power_of_two() {
                         tracing::warn!(error = %e, failed, "access log: lines not written");
                     }
                 }
                 if flushed.elapsed() >= FLUSH_AFTER {
-                    let _ = out.flush();
+                    flush(&mut out);
                     flushed = Instant::now();
                 }
             }
             Ok(Msg::Flush(done)) => {
-                let _ = out.flush();
+                flush(&mut out);
+                if let Some(spans) = &spans {
+                    spans.flush();
+                }
                 flushed = Instant::now();
                 let _ = done.send(());
             }
             Err(RecvTimeoutError::Timeout) => {
-                let _ = out.flush();
+                flush(&mut out);
                 flushed = Instant::now();
             }
             Err(RecvTimeoutError::Disconnected) => {
-                let _ = out.flush();
+                flush(&mut out);
                 return;
             }
         }
@@ -266,16 +308,17 @@ impl Seen {
         peer: SocketAddr,
     ) -> Pending {
         let served = resp.extensions_mut().remove::<Served>();
-        let (route, upstream_version, fallback, upstream, trace, made_id) = match served {
+        let (route, upstream_version, fallback, upstream, trace, span, made_id) = match served {
             Some(s) => (
                 Some(s.route),
                 s.version,
                 s.fallback,
                 s.upstream,
                 Some(s.trace_id),
+                s.span,
                 s.request_id,
             ),
-            None => (None, None, false, None, self.trace_id, None),
+            None => (None, None, false, None, self.trace_id, None, None),
         };
         Pending {
             log: log.clone(),
@@ -290,6 +333,7 @@ impl Seen {
                 referer: self.referer,
                 request_id: self.request_id.or(made_id),
                 trace_id: trace,
+                span,
                 route,
                 upstream_version,
                 fallback,
@@ -423,7 +467,7 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 1e2
 }
 
-fn protocol(v: Version) -> &'static str {
+pub(crate) fn protocol(v: Version) -> &'static str {
     match v {
         Version::HTTP_09 => "HTTP/0.9",
         Version::HTTP_10 => "HTTP/1.0",

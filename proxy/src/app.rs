@@ -40,6 +40,9 @@ pub enum AppError {
     /// `[access_log] path` cannot be opened for appending.
     #[error("{0}")]
     AccessLog(std::io::Error),
+    /// `[tracing]`'s exporter could not start.
+    #[error(transparent)]
+    Tracing(#[from] crate::spans::SpansError),
 }
 
 /// A serin ready to serve: its live table and the proxy that reads it.
@@ -117,12 +120,14 @@ impl App {
             _ => None,
         };
         let limits = config.limits.clone();
-        let access = config
-            .access_log
+        let spans = config
+            .tracing
             .as_ref()
-            .map(crate::access::AccessLog::open)
-            .transpose()
+            .map(crate::spans::Spans::start)
+            .transpose()?;
+        let access = crate::access::AccessLog::open(config.access_log.as_ref(), spans)
             .map_err(AppError::AccessLog)?;
+        let sample = config.tracing.as_ref().map(|t| t.sample);
         let shared = Shared::open(&config.state.dir).map_err(LiveError::from)?;
         let live = Arc::new(Live::open(config, shared)?);
         // A benchmarking switch (BENCHMARKS.md, telemetry on vs off in one
@@ -130,7 +135,7 @@ impl App {
         if std::env::var_os("SERIN_TELEMETRY").is_some_and(|v| v == "off") {
             live.shared().telemetry.set_enabled(false);
         }
-        let proxy = Arc::new(Proxy::new(live.clone(), &limits).with_access_log(access));
+        let proxy = Arc::new(Proxy::new(live.clone(), &limits).with_access_log(access, sample));
         Ok(Self {
             live,
             proxy,

@@ -52,6 +52,7 @@ pub fn headers(data: &[u8]) {
         host,
         version == http::Version::HTTP_2,
         flags & 8 != 0,
+        (flags & 16 != 0).then_some(0.5),
     )
     .apply(&mut map);
     for gone in [

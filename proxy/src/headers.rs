@@ -118,16 +118,31 @@ pub(crate) struct Forwarding {
     /// request's id and its trace are one to grep for.
     pub(crate) request_id: Option<HeaderValue>,
     /// The W3C trace the request belongs to: the client's `traceparent`'s
-    /// when valid (passed on unchanged), else a new one. Bytes, not a
-    /// `u128`: its 16-byte alignment would pad every request's future.
+    /// when valid, else a new one. Bytes, not a `u128`: its 16-byte
+    /// alignment would pad every request's future.
     pub(crate) trace_id: [u8; 16],
-    /// `traceparent` when serin starts the trace (the client sent none, or
-    /// one that is not valid, which this replaces).
+    /// serin's span of this request when it records one (`[tracing]`,
+    /// sampled): its id, and the client's span it is a child of (0 in a
+    /// trace serin started).
+    pub(crate) span: Option<SpanIds>,
+    /// `traceparent` in place of the client's: when serin starts the trace
+    /// (the client sent none, or one that is not valid), or records a span
+    /// in the client's trace (its span is the version's parent).
     pub(crate) traceparent: Option<HeaderValue>,
+    /// serin started the trace: the client's `tracestate` is dropped.
+    pub(crate) restarted: bool,
     /// `Host` when the client's request carried it only as `:authority`.
     pub(crate) host: Option<HeaderValue>,
     /// The peer is a trusted proxy: an `X-Forwarded-Host` it sent may stay.
     pub(crate) trusted: bool,
+}
+
+/// serin's span of a request, as W3C ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SpanIds {
+    pub(crate) span: u64,
+    /// The client's span; 0 when serin started the trace.
+    pub(crate) parent: u64,
 }
 
 /// The forwarding headers for a request with `headers` from `peer`.
@@ -138,12 +153,15 @@ pub(crate) struct Forwarding {
 /// `X-Forwarded-For` list it sent is kept with the peer appended, and its
 /// `X-Forwarded-Proto`/`-Host` are kept when present (it terminated the
 /// client's connection and knows them). `host`: the request's host.
+/// `sample`: with `[tracing]`, the share of new traces serin records a
+/// span of (a client's trace: when its `traceparent` says sampled).
 pub(crate) fn forwarded(
     headers: &HeaderMap,
     peer: Peer,
     host: Option<HeaderValue>,
     h2: bool,
     trusted: bool,
+    sample: Option<f64>,
 ) -> Forwarding {
     let ip = ip_value(peer.addr);
     let xff = if trusted { appended(headers, &ip) } else { ip };
@@ -163,25 +181,42 @@ pub(crate) fn forwarded(
         }
         None => HeaderValue::from_static(via),
     };
-    let (trace_id, traceparent) = match headers
+    let client = headers
         .get(&TRACEPARENT)
-        .and_then(|v| trace_of(v.as_bytes()))
-    {
-        Some(id) => (id, None),
+        .and_then(|v| parse_traceparent(v.as_bytes()));
+    let (trace_id, span, traceparent) = match client {
+        // The client's trace: passed on as it came, unless serin records a
+        // span in it, which becomes the version's parent.
+        Some(t) => match sample.filter(|_| t.flags & SAMPLED != 0) {
+            Some(_) => {
+                let ids = SpanIds {
+                    span: fastrand::u64(1..),
+                    parent: t.parent,
+                };
+                let value = traceparent_value(t.trace, ids.span, t.flags);
+                (t.trace, Some(ids), Some(value))
+            }
+            None => (t.trace, None, None),
+        },
         None => {
             let id = new_id();
-            (id, Some(traceparent_value(id, fastrand::u64(1..))))
+            let sampled = sample.is_some_and(|share| fastrand::f64() < share);
+            let ids = sampled.then(|| SpanIds {
+                span: fastrand::u64(1..),
+                parent: 0,
+            });
+            let (parent, flags) = match ids {
+                Some(ids) => (ids.span, SAMPLED),
+                None => (fastrand::u64(1..), 0),
+            };
+            (id, ids, Some(traceparent_value(id, parent, flags)))
         }
     };
+    let restarted = client.is_none();
     // One id per request: the trace's when serin starts the trace (so the
     // two are one to grep for), a fresh one inside a client's trace.
-    let request_id = (!headers.contains_key(&X_REQUEST_ID)).then(|| {
-        hex_value(if traceparent.is_some() {
-            trace_id
-        } else {
-            new_id()
-        })
-    });
+    let request_id = (!headers.contains_key(&X_REQUEST_ID))
+        .then(|| hex_value(if restarted { trace_id } else { new_id() }));
     let trace_id = trace_id.to_be_bytes();
     let host = host.filter(|_| !headers.contains_key(header::HOST));
     Forwarding {
@@ -191,7 +226,9 @@ pub(crate) fn forwarded(
         via,
         request_id,
         trace_id,
+        span,
         traceparent,
+        restarted,
         host,
         trusted,
     }
@@ -208,9 +245,10 @@ impl Forwarding {
             || *name == header::VIA
             || (self.proto.is_some() && *name == X_FORWARDED_PROTO)
             || ((self.forwarded_host.is_some() || !self.trusted) && *name == X_FORWARDED_HOST)
+            || (self.traceparent.is_some() && *name == TRACEPARENT)
             // A trace serin starts drops the client's `tracestate`, which
             // belonged to a `traceparent` that is gone (W3C).
-            || (self.traceparent.is_some() && (*name == TRACEPARENT || *name == TRACESTATE))
+            || (self.restarted && *name == TRACESTATE)
     }
 
     /// Every header this sets, for the encoder.
@@ -337,20 +375,38 @@ fn hex_into(buf: &mut [u8], n: u128) {
     }
 }
 
-/// `00-TRACE-SPAN-00`: a trace started here. Not flagged sampled: serin
-/// records no span of it, and a version's own sampler decides.
-fn traceparent_value(trace: u128, span: u64) -> HeaderValue {
+/// The `sampled` bit of a `traceparent`'s flags.
+const SAMPLED: u8 = 0x01;
+
+/// `00-TRACE-PARENT-FLAGS`. A trace serin starts is flagged sampled only
+/// when serin records a span of it (`[tracing]`); otherwise a version's
+/// own sampler decides.
+fn traceparent_value(trace: u128, parent: u64, flags: u8) -> HeaderValue {
     let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
     hex_into(&mut buf[3..35], trace);
-    hex_into(&mut buf[36..52], u128::from(span));
+    hex_into(&mut buf[36..52], u128::from(parent));
+    hex_into(&mut buf[53..55], u128::from(flags));
     HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("00"))
 }
 
-/// The trace id of a valid `traceparent` (W3C Trace Context, level 1):
+/// A valid `traceparent`'s fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TraceParent {
+    pub(crate) trace: u128,
+    pub(crate) parent: u64,
+    pub(crate) flags: u8,
+}
+
+/// The trace id of a valid `traceparent`.
+pub(crate) fn trace_of(v: &[u8]) -> Option<u128> {
+    parse_traceparent(v).map(|t| t.trace)
+}
+
+/// A valid `traceparent` (W3C Trace Context, level 1):
 /// `VERSION-TRACE-PARENT-FLAGS`, lower-case hex, neither id all zeros,
 /// version `ff` invalid, version `00` exactly 55 characters (a later
 /// version may append fields after a `-`).
-pub(crate) fn trace_of(v: &[u8]) -> Option<u128> {
+pub(crate) fn parse_traceparent(v: &[u8]) -> Option<TraceParent> {
     let hex = |b: &[u8]| -> Option<u128> {
         b.iter().try_fold(0u128, |acc, c| {
             let d = match c {
@@ -369,9 +425,13 @@ pub(crate) fn trace_of(v: &[u8]) -> Option<u128> {
         return None;
     }
     let trace = hex(&v[3..35])?;
-    let parent = hex(&v[36..52])?;
-    hex(&v[53..55])?;
-    (trace != 0 && parent != 0).then_some(trace)
+    let parent = hex(&v[36..52])? as u64;
+    let flags = hex(&v[53..55])? as u8;
+    (trace != 0 && parent != 0).then_some(TraceParent {
+        trace,
+        parent,
+        flags,
+    })
 }
 
 /// A trace id as the access log writes it.

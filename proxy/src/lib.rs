@@ -43,6 +43,7 @@ mod proxy;
 mod route;
 mod server;
 mod smuggling;
+mod spans;
 mod tls;
 mod upstream;
 mod workers;

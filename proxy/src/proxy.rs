@@ -36,8 +36,10 @@ pub(crate) struct Proxy {
     trusted: Box<[Cidr]>,
     /// `[limits]`, for `upgrades`.
     limits: Limits,
-    /// `[access_log]`; `None`: off.
+    /// `[access_log]` and `[tracing]`'s records; `None`: both off.
     access: Option<Arc<crate::access::AccessLog>>,
+    /// `[tracing] sample`; `None`: no span recorded.
+    sample: Option<f64>,
 }
 
 // === impl Proxy ===
@@ -52,12 +54,19 @@ impl Proxy {
             trusted: limits.trusted_proxies.clone().into(),
             limits: limits.clone(),
             access: None,
+            sample: None,
         }
     }
 
-    /// Logs every request to `log`.
-    pub(crate) fn with_access_log(mut self, log: Option<Arc<crate::access::AccessLog>>) -> Self {
+    /// Records every request into `log` (its line, its span); spans for
+    /// `sample` of the traces serin starts (`None`: no span).
+    pub(crate) fn with_access_log(
+        mut self,
+        log: Option<Arc<crate::access::AccessLog>>,
+        sample: Option<f64>,
+    ) -> Self {
         self.access = log;
+        self.sample = sample;
         self
     }
 
@@ -131,7 +140,7 @@ impl Proxy {
         let h1 = parts.version < Version::HTTP_2;
         let wants_json = accepts_json(&parts.headers);
         let trusted = self.trusted.iter().any(|c| c.contains(peer.addr.ip()));
-        let fwd = prepare(&mut parts, peer, upgrade, trusted);
+        let fwd = prepare(&mut parts, peer, upgrade, trusted, self.sample);
         let pq = parts
             .uri
             .path_and_query()
@@ -191,6 +200,7 @@ impl Proxy {
         let trace = self.access.is_some().then(|| {
             Box::new(crate::access::Received {
                 trace_id: fwd.trace_id,
+                span: fwd.span,
                 request_id: fwd.request_id.clone(),
                 at: Instant::now(),
             })
@@ -327,6 +337,7 @@ fn prepare(
     peer: Peer,
     upgrade: bool,
     trusted: bool,
+    sample: Option<f64>,
 ) -> headers::Forwarding {
     let h2 = parts.version == Version::HTTP_2;
     // HTTP/2 carries the host in `:authority`; HTTP/1.1 upstreams need `Host`.
@@ -338,7 +349,7 @@ fn prepare(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     };
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    headers::forwarded(&parts.headers, peer, host, h2, trusted)
+    headers::forwarded(&parts.headers, peer, host, h2, trusted, sample)
 }
 
 fn accepts_json(h: &http::HeaderMap) -> bool {

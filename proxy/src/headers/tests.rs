@@ -91,7 +91,7 @@ fn untrusted_peers_forwarded_for_is_replaced() {
     let mut h = HeaderMap::new();
     h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
     h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-    forwarded(&h, peer("203.0.113.7"), None, false, false).apply(&mut h);
+    forwarded(&h, peer("203.0.113.7"), None, false, false, None).apply(&mut h);
     assert_eq!(xff(&h), "203.0.113.7");
     assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
 }
@@ -106,14 +106,14 @@ fn trusted_peers_forwarded_for_is_kept_and_appended() {
     h.append("x-forwarded-for", HeaderValue::from_static(" 10.2.2.2 "));
     h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
     let host = Some(HeaderValue::from_static("svc"));
-    forwarded(&h, peer("::ffff:10.0.0.9"), host, false, true).apply(&mut h);
+    forwarded(&h, peer("::ffff:10.0.0.9"), host, false, true, None).apply(&mut h);
     assert_eq!(xff(&h), "198.51.100.1, 10.1.1.1, 10.2.2.2, 10.0.0.9");
     assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
     assert_eq!(h.get("x-forwarded-proto").unwrap(), "https", "kept");
     assert_eq!(h.get("x-forwarded-host").unwrap(), "svc", "set when absent");
 
     let mut h = HeaderMap::new();
-    forwarded(&h, peer("10.0.0.9"), None, false, true).apply(&mut h);
+    forwarded(&h, peer("10.0.0.9"), None, false, true, None).apply(&mut h);
     assert_eq!(xff(&h), "10.0.0.9", "no list yet: the peer alone");
 }
 
@@ -195,7 +195,7 @@ mod prop {
             let _ = is_upgrade(&h, super::websocket);
             strip_hop_by_hop(&mut h, upgrade);
             let peer = Peer { addr: SocketAddr::new(addr, 1), tls };
-            forwarded(&h, peer, host, h2, trusted).apply(&mut h);
+            forwarded(&h, peer, host, h2, trusted, None).apply(&mut h);
             for n in fixed_hop_by_hop() {
                 let allowed = upgrade && *n == header::CONNECTION;
                 prop_assert!(allowed || !h.contains_key(n), "{n} left in {h:?}");
@@ -237,11 +237,11 @@ fn addresses_are_written_as_display_writes_them() {
 fn an_untrusted_forwarded_host_never_passes_even_without_a_host() {
     let mut h = HeaderMap::new();
     h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
-    forwarded(&h, peer("203.0.113.7"), None, false, false).apply(&mut h);
+    forwarded(&h, peer("203.0.113.7"), None, false, false, None).apply(&mut h);
     assert!(h.get("x-forwarded-host").is_none(), "{h:?}");
     let mut h = HeaderMap::new();
     h.insert("x-forwarded-host", HeaderValue::from_static("edge.example"));
-    forwarded(&h, peer("10.0.0.9"), None, false, true).apply(&mut h);
+    forwarded(&h, peer("10.0.0.9"), None, false, true, None).apply(&mut h);
     assert_eq!(h["x-forwarded-host"], "edge.example");
 }
 
@@ -266,7 +266,58 @@ fn traceparent_is_read_as_w3c_writes_it() {
     // What serin writes when it starts a trace is itself valid, and its
     // trace id is the request id.
     let id = 0x0123456789abcdef0011223344556677;
-    let v = traceparent_value(id, 42);
+    let v = traceparent_value(id, 42, 0);
     assert_eq!(trace_of(v.as_bytes()), Some(id));
     assert_eq!(hex_value(id), "0123456789abcdef0011223344556677");
+    let t = parse_traceparent(ok).unwrap();
+    assert_eq!((t.parent, t.flags), (0x00f067aa0ba902b7, 1));
+}
+
+#[test]
+fn a_recorded_span_becomes_the_versions_parent() {
+    let client = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = |traceparent: &str, sample: Option<f64>| {
+        let mut h = HeaderMap::new();
+        if !traceparent.is_empty() {
+            h.insert("traceparent", HeaderValue::from_str(traceparent).unwrap());
+        }
+        h.insert("tracestate", HeaderValue::from_static("vendor=1"));
+        let fwd = forwarded(&h, peer("203.0.113.7"), None, false, false, sample);
+        fwd.apply(&mut h);
+        let sent = parse_traceparent(h["traceparent"].as_bytes()).unwrap();
+        (fwd, sent, h.contains_key("tracestate"))
+    };
+    // No [tracing]: the client's trace passes unchanged.
+    let (fwd, sent, state) = traced(client, None);
+    assert_eq!(
+        (fwd.span, sent.parent, state),
+        (None, 0x00f067aa0ba902b7, true)
+    );
+    // [tracing], the client's trace sampled: serin's span is the parent,
+    // in the same trace, with its tracestate.
+    let (fwd, sent, state) = traced(client, Some(0.0));
+    let ids = fwd.span.expect("a span");
+    assert_eq!(ids.parent, 0x00f067aa0ba902b7);
+    assert_eq!(
+        (sent.trace, sent.parent, sent.flags),
+        (0x4bf92f3577b34da6a3ce929d0e0e4736, ids.span, 1)
+    );
+    assert!(state);
+    // Not sampled by the client: no span, unchanged.
+    let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    let (fwd, sent, _) = traced(unsampled, Some(1.0));
+    assert_eq!(
+        (fwd.span, sent.parent, sent.flags),
+        (None, 0x00f067aa0ba902b7, 0)
+    );
+    // A trace serin starts: sampled by share, flagged when recorded, and
+    // the client's tracestate dropped.
+    let (fwd, sent, state) = traced("", Some(1.0));
+    let ids = fwd.span.expect("a span");
+    assert_eq!(
+        (ids.parent, sent.parent, sent.flags, state),
+        (0, ids.span, 1, false)
+    );
+    let (fwd, sent, _) = traced("", Some(0.0));
+    assert_eq!((fwd.span, sent.flags), (None, 0));
 }

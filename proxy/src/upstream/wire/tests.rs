@@ -17,7 +17,7 @@ fn fwd() -> Forwarding {
         "traceparent",
         HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
     );
-    crate::headers::forwarded(&with_id, peer, None, false, false)
+    crate::headers::forwarded(&with_id, peer, None, false, false, None)
 }
 
 #[test]
