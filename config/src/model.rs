@@ -31,6 +31,8 @@ pub struct Config {
     pub access_log: Option<AccessLog>,
     /// `[tracing]`; `None`: no span is exported.
     pub tracing: Option<Tracing>,
+    /// `[cluster]`; `None`: serin runs alone on its state directory.
+    pub cluster: Option<Cluster>,
     /// `[[notify]]`, in file order.
     pub notify: Vec<Notify>,
     /// `[[routes]]`, in file order; names unique.
@@ -96,6 +98,22 @@ pub struct Tracing {
     /// share recorded, 0 to 1. A client's trace is recorded when its
     /// `traceparent` says sampled. Default 1.
     pub sample: f64,
+}
+
+/// `[cluster]`: replicas of one fleet share live state through etcd v3.
+/// Bound when serin starts: a change needs a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// etcd endpoints, `http://HOST:PORT`; at least one.
+    pub etcd: Vec<String>,
+    /// Every key of this fleet lives under it: starts with `/`, no
+    /// trailing `/`. Default `/serin`.
+    pub prefix: String,
+    /// This replica's name in the fleet. Default: the host name.
+    pub node: String,
+    /// Cut off from etcd this long, a replica judges its own windows
+    /// (default 10s).
+    pub partition_after: Duration,
 }
 
 /// How an access-log line is written.

@@ -25,6 +25,7 @@ pub(crate) struct RawConfig {
     pub(crate) engine: Option<RawEngine>,
     pub(crate) access_log: Option<RawAccessLog>,
     pub(crate) tracing: Option<RawTracing>,
+    pub(crate) cluster: Option<Spanned<RawCluster>>,
     #[serde(default)]
     pub(crate) notify: Vec<RawNotify>,
     #[serde(default)]
@@ -60,6 +61,15 @@ pub(crate) struct RawState {
 pub(crate) struct RawAccessLog {
     pub(crate) path: Option<Str>,
     pub(crate) format: Option<Str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    pub(crate) etcd: Vec<Str>,
+    pub(crate) prefix: Option<Str>,
+    pub(crate) node: Option<Str>,
+    pub(crate) partition_after: Option<Str>,
 }
 
 #[derive(Debug, Deserialize)]

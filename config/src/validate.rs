@@ -21,10 +21,11 @@ use toml::Spanned;
 
 use crate::error::{ConfigError, ConfigErrors, Source};
 use crate::model::{
-    AccessFormat, AccessLog, Admin, Config, Engine, Listen, Notify, State, Tracing,
+    AccessFormat, AccessLog, Admin, Cluster, Config, Engine, Listen, Notify, State, Tracing,
 };
 use crate::raw::{
-    RawAccessLog, RawAdmin, RawConfig, RawEngine, RawListen, RawNotify, RawState, RawTracing, Str,
+    RawAccessLog, RawAdmin, RawCluster, RawConfig, RawEngine, RawListen, RawNotify, RawState,
+    RawTracing, Str,
 };
 use crate::units::{parse_duration, parse_percent};
 
@@ -52,6 +53,7 @@ pub(crate) fn validate(raw: RawConfig, src: Source<'_>) -> Result<Config, Config
     let engine = engine(&mut cx, raw.engine.as_ref());
     let access_log = raw.access_log.as_ref().map(|a| access_log(&mut cx, a));
     let tracing = raw.tracing.as_ref().map(|t| tracing(&mut cx, t));
+    let cluster = raw.cluster.as_ref().map(|c| cluster(&mut cx, c));
     let notify = raw.notify.iter().map(|n| notify(&mut cx, n)).collect();
     let routes = route::routes(&mut cx, &raw.routes);
     let config = Config {
@@ -62,6 +64,7 @@ pub(crate) fn validate(raw: RawConfig, src: Source<'_>) -> Result<Config, Config
         engine,
         access_log,
         tracing,
+        cluster,
         notify,
         routes,
     };
@@ -114,6 +117,88 @@ fn access_log(cx: &mut Ctx<'_>, raw: &RawAccessLog) -> AccessLog {
         })
         .unwrap_or(AccessFormat::Json);
     AccessLog { path, format }
+}
+
+fn cluster(cx: &mut Ctx<'_>, raw: &Spanned<RawCluster>) -> Cluster {
+    let c = raw.get_ref();
+    if c.etcd.is_empty() {
+        cx.error(
+            raw.span(),
+            "[cluster] etcd lists no endpoint: write e.g. etcd = [\"http://127.0.0.1:2379\"]",
+        );
+    }
+    let etcd = c
+        .etcd
+        .iter()
+        .filter_map(|e| {
+            cx.check(e, |s| {
+                let uri: http::Uri = s
+                    .parse()
+                    .map_err(|e| format!("etcd endpoint `{s}` is not a URL: {e}"))?;
+                if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                    return Err(format!(
+                        "etcd endpoint `{s}` must be http://HOST:PORT (etcd's client URL)"
+                    ));
+                }
+                Ok(s.trim_end_matches('/').to_owned())
+            })
+        })
+        .collect();
+    let prefix = c
+        .prefix
+        .as_ref()
+        .and_then(|p| {
+            cx.check(p, |s| {
+                let ok = s.starts_with('/')
+                    && s.len() > 1
+                    && !s.ends_with('/')
+                    && s.chars().all(|c| c.is_ascii_graphic());
+                if ok {
+                    Ok(s.clone())
+                } else {
+                    Err(format!(
+                        "prefix `{s}` must start with /, not end with /, and hold no space (e.g. /serin/prod)"
+                    ))
+                }
+            })
+        })
+        .unwrap_or_else(|| "/serin".to_owned());
+    let node = c
+        .node
+        .as_ref()
+        .and_then(|n| cx.check(n, |s| node_name(s).map(str::to_owned)))
+        .unwrap_or_else(host_name);
+    let partition_after = cx.duration(
+        c.partition_after.as_ref(),
+        "partition_after",
+        Duration::from_secs(10),
+    );
+    Cluster {
+        etcd,
+        prefix,
+        node,
+        partition_after,
+    }
+}
+
+/// A replica's name: letters, digits, `.`, `-`, `_`, at most 64.
+fn node_name(s: &str) -> Result<&str, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    ok.then_some(s)
+        .ok_or_else(|| format!("node `{s}` must be 1 to 64 letters, digits, `.`, `-` or `_`"))
+}
+
+/// The host name, as `node`'s default.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| node_name(h).is_ok())
+        .unwrap_or_else(|| "serin".to_owned())
 }
 
 fn tracing(cx: &mut Ctx<'_>, raw: &RawTracing) -> Tracing {

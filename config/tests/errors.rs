@@ -716,3 +716,44 @@ fn mirror_rules_without_a_mirror_are_warned_about() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn cluster_and_tracing_values_are_checked_where_they_stand() {
+    // `tail` starts on line 8; a new table there.
+    let f = |t: &str| file("", t);
+    assert_one(
+        &f("[cluster]\netcd = [\"grpc://127.0.0.1:2379\"]"),
+        "9:9",
+        "must be http://HOST:PORT",
+    );
+    assert_one(&f("[cluster]\netcd = []"), "8:1", "lists no endpoint");
+    assert_one(
+        &f("[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nprefix = \"serin/\""),
+        "10:10",
+        "must start with /",
+    );
+    assert_one(
+        &f("[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nnode = \"edge a\""),
+        "10:8",
+        "letters, digits",
+    );
+    assert_one(
+        &f("[tracing]\notlp = \"https://collector:4318/v1/traces\""),
+        "9:8",
+        "must be an http:// URL",
+    );
+    assert_one(
+        &f("[tracing]\notlp = \"http://127.0.0.1:4318/v1/traces\"\nsample = \"150%\""),
+        "10:10",
+        "between 0% and 100%",
+    );
+    let ok = parse(
+        &f("[cluster]\netcd = [\"http://127.0.0.1:2379/\"]\nnode = \"edge-a\"\npartition_after = \"3s\""),
+        "t.toml",
+    )
+    .unwrap();
+    let c = ok.cluster.unwrap();
+    assert_eq!(c.etcd, ["http://127.0.0.1:2379"]);
+    assert_eq!((c.prefix.as_str(), c.node.as_str()), ("/serin", "edge-a"));
+    assert_eq!(c.partition_after, std::time::Duration::from_secs(3));
+}

@@ -259,7 +259,11 @@ async fn json_errors(resp: Response) -> Response {
     } else {
         text
     };
-    let body = serde_json::to_vec(&ErrorBody { error }).unwrap_or_default();
+    let body = serde_json::to_vec(&ErrorBody {
+        error,
+        current: None,
+    })
+    .unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,

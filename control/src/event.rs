@@ -325,15 +325,25 @@ impl Events {
     ///
     /// # Errors
     /// `save`'s: nothing is recorded then, and the seq is not used.
-    pub fn record_durably(
+    pub fn record_durably<T, E>(
         &self,
         draft: Draft,
-        save: impl FnOnce(&Event) -> std::io::Result<()>,
-    ) -> std::io::Result<Event> {
+        save: impl FnOnce(&Event) -> Result<T, E>,
+    ) -> Result<(Event, T), E> {
         let mut ring = self.lock();
         let event = stamp(&ring, draft);
-        save(&event)?;
-        Ok(self.publish(&mut ring, event))
+        let saved = save(&event)?;
+        Ok((self.publish(&mut ring, event), saved))
+    }
+
+    /// Records an event another replica of the fleet recorded (its actor,
+    /// kind, reason and time kept), as this journal's next entry.
+    pub fn record_foreign(&self, mut event: Event) -> Event {
+        let mut ring = self.lock();
+        event.seq = ring.next_seq;
+        event.prev_hash.clear();
+        event.hash.clear();
+        self.publish(&mut ring, event)
     }
 
     /// Appends `event`, saved with a state whose audit line a crash (or a

@@ -30,6 +30,9 @@
 //! - [`reload`]: hot reload of the routing file (`reload/merge.rs` the rule
 //!   that carries live state over, `reload/watch.rs` the debounced watcher
 //!   task); [`revisions`]: every applied file, kept and restorable.
+//! - [`store`]: where live state is kept, the seam `Live` saves through
+//!   (the state directory alone; [`fleet`], with feature `fleet`: etcd,
+//!   shared by the replicas of a fleet).
 //! - [`api`]: the admin REST API (axum router).
 
 pub mod api;
@@ -38,6 +41,8 @@ pub mod breaker;
 pub mod drill;
 pub mod engine;
 pub mod event;
+#[cfg(feature = "fleet")]
+pub mod fleet;
 pub mod health;
 pub mod incident;
 pub mod live;
@@ -48,6 +53,7 @@ pub mod persist;
 pub mod registry;
 pub mod reload;
 pub mod revisions;
+pub mod store;
 pub mod telemetry;
 
 pub use live::{

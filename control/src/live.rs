@@ -17,8 +17,9 @@ use serin_config::{Config, FallbackOn, Sticky};
 
 use crate::breaker::Breaker;
 use crate::event::{Draft, Event, Events};
-use crate::persist::{LiveState, Phase, StateFile};
+use crate::persist::{LiveState, Phase};
 use crate::registry::Registry;
+use crate::store::{LocalStore, MemoryStore, Store, StoreError, Stored};
 use crate::telemetry::{Telemetry, VersionStats};
 
 pub use compile::CompileError;
@@ -37,6 +38,16 @@ pub enum LiveError {
     /// The new state could not be made durable; nothing changed.
     #[error("cannot persist live state: {0}")]
     Persist(#[from] std::io::Error),
+    /// Another replica (or caller) changed the state first; nothing
+    /// changed here but that state, which is now in force (`current`).
+    #[error("{message}")]
+    Stale {
+        message: String,
+        current: Box<LiveState>,
+    },
+    /// The fleet's store cannot be reached: nothing changed.
+    #[error("{0}")]
+    Unavailable(String),
     /// A change the current state does not allow (e.g. promote a promoted route).
     #[error("{0}")]
     Refused(String),
@@ -44,6 +55,19 @@ pub enum LiveError {
     /// rate above 1): 422.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<StoreError> for LiveError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Io(e) => Self::Persist(e),
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Conflict { current } => Self::Unavailable(format!(
+                "the state changed meanwhile (now version {})",
+                current.version
+            )),
+        }
+    }
 }
 
 /// The whole compiled table a request is routed by. Immutable once stored:
@@ -253,13 +277,15 @@ pub struct Live {
     table: ArcSwap<Snapshot>,
     inner: Mutex<Inner>,
     shared: Shared,
-    /// `None`: state lives in memory only (unit tests).
-    file: Option<StateFile>,
+    /// Where the state is kept (`store.rs`).
+    store: Arc<dyn Store>,
 }
 
 struct Inner {
     config: Arc<Config>,
     state: LiveState,
+    /// The store's version of `state`: what the next change is based on.
+    version: u64,
 }
 
 // === impl Live ===
@@ -275,7 +301,7 @@ impl Live {
             revision: revision.to_owned(),
             ..LiveState::default()
         };
-        Self::build(config, state, shared, None)
+        Self::build(config, state, 0, shared, Arc::new(MemoryStore))
     }
 
     /// The table of a running serin: the live state saved in
@@ -286,28 +312,46 @@ impl Live {
     /// # Errors
     /// When the saved state cannot be read or the table cannot be compiled.
     pub fn open(config: Config, shared: Shared) -> Result<Self, LiveError> {
-        let file = StateFile::new(&config.state.dir);
-        let state = match file.load()? {
-            Some(saved) => {
-                // A crash between the state's save and its audit line.
-                if let Some(event) = &saved.last_event {
+        let store = Arc::new(LocalStore::new(&config.state.dir));
+        Self::open_in(config, shared, store)
+    }
+
+    /// As [`Live::open`], with the state kept in `store` (a fleet's).
+    ///
+    /// # Errors
+    /// As [`Live::open`], or the store cannot be read.
+    pub fn open_in(
+        config: Config,
+        shared: Shared,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, LiveError> {
+        let (state, version) = match store.load()? {
+            Some(stored) => {
+                // A crash between the state's save and its audit line
+                // (only this replica's own changes: a fleet's others are
+                // mirrored as they come).
+                if let (Some(event), None) = (&stored.saved.last_event, &stored.node) {
                     shared.events.recover(event);
                 }
-                saved.state
+                (stored.saved.state, stored.version)
             }
-            None => LiveState {
-                revision: "r1".to_owned(),
-                ..LiveState::default()
-            },
+            None => (
+                LiveState {
+                    revision: "r1".to_owned(),
+                    ..LiveState::default()
+                },
+                0,
+            ),
         };
-        Self::build(config, state, shared, Some(file))
+        Self::build(config, state, version, shared, store)
     }
 
     fn build(
         config: Config,
         state: LiveState,
+        version: u64,
         shared: Shared,
-        file: Option<StateFile>,
+        store: Arc<dyn Store>,
     ) -> Result<Self, LiveError> {
         let snapshot = compile::compile(&config, &state, &shared)?;
         weights_to_metrics(&snapshot);
@@ -316,10 +360,44 @@ impl Live {
             inner: Mutex::new(Inner {
                 config: Arc::new(config),
                 state,
+                version,
             }),
             shared,
-            file,
+            store,
         })
+    }
+
+    /// Puts `stored`, a state another replica saved, in force here: it is
+    /// compiled over this replica's routing file (keeping this replica's
+    /// revision) and swapped in, and its event is recorded in this
+    /// replica's journal, saying which replica made the change. A state
+    /// not newer than the one in force is ignored. Returns whether it was
+    /// applied.
+    ///
+    /// # Errors
+    /// The state does not compile over this routing file: nothing changed.
+    pub fn adopt(&self, stored: Stored) -> Result<bool, LiveError> {
+        let mut inner = self.lock();
+        self.adopt_locked(&mut inner, stored)
+    }
+
+    fn adopt_locked(&self, inner: &mut Inner, stored: Stored) -> Result<bool, LiveError> {
+        if stored.version <= inner.version {
+            return Ok(false);
+        }
+        let mut next = stored.saved.state;
+        next.revision = inner.state.revision.clone();
+        let snapshot = compile::compile(&inner.config, &next, &self.shared)?;
+        if let Some(mut event) = stored.saved.last_event {
+            let node = stored.node.as_deref().unwrap_or("another replica");
+            event.reason = format!("{} (on {node})", event.reason);
+            self.shared.events.record_foreign(event);
+        }
+        inner.state = next;
+        inner.version = stored.version;
+        weights_to_metrics(&snapshot);
+        self.table.store(Arc::new(snapshot));
+        Ok(true)
     }
 
     /// The current table, for one request. Lock-free; does not clone the table.
@@ -336,6 +414,11 @@ impl Live {
     /// The routing file the table was compiled from.
     pub fn config(&self) -> Arc<Config> {
         self.lock().config.clone()
+    }
+
+    /// The fleet this replica belongs to, as last seen; `None` alone.
+    pub fn fleet(&self) -> Option<crate::store::FleetView> {
+        self.store.fleet()
     }
 
     /// Telemetry, breakers and the event journal.
@@ -418,17 +501,37 @@ impl Live {
             draft.after = weights_json(&config, &next, &route);
         }
         // Saved (with its event), then audited; the caller swaps last. No
-        // request sees a change that is not on disk, and a crash between
+        // request sees a change that is not stored, and a crash between
         // the save and the audit line is mended at the next start.
-        let event = self
+        let based_on = inner.version;
+        let saved = self
             .shared
             .events
-            .record_durably(draft, |event| match &self.file {
-                Some(file) => file.save(&next, Some(event)),
-                None => Ok(()),
-            })?;
+            .record_durably(draft, |event| self.store.save(based_on, &next, event));
+        let (event, version) = match saved {
+            Ok(done) => done,
+            Err(StoreError::Conflict { current }) => {
+                let message = format!(
+                    "the state changed first on {} (version {}); nothing was applied, and \
+                     that state is in force here now: retry on it",
+                    current.node.as_deref().unwrap_or("another replica"),
+                    current.version
+                );
+                let state = Box::new(current.saved.state.clone());
+                if let Err(e) = self.adopt_locked(inner, *current) {
+                    tracing::error!(error = %e, "the fleet's state does not compile here");
+                }
+                return Err(LiveError::Stale {
+                    message,
+                    current: state,
+                });
+            }
+            Err(StoreError::Unavailable(m)) => return Err(LiveError::Unavailable(m)),
+            Err(StoreError::Io(e)) => return Err(LiveError::Persist(e)),
+        };
         inner.config = config;
         inner.state = next;
+        inner.version = version;
         Ok((snapshot, event))
     }
 

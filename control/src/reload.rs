@@ -332,6 +332,9 @@ fn fixed_sections(current: &Config, new: &Config) -> Option<String> {
         ("[state]", current.state != new.state),
         ("[limits]", current.limits != new.limits),
         ("[engine]", current.engine != new.engine),
+        ("[cluster]", current.cluster != new.cluster),
+        ("[tracing]", current.tracing != new.tracing),
+        ("[access_log]", current.access_log != new.access_log),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

@@ -40,6 +40,9 @@ pub enum AppError {
     /// `[access_log] path` cannot be opened for appending.
     #[error("{0}")]
     AccessLog(std::io::Error),
+    /// `[cluster]` could not start (or this build has no fleet mode).
+    #[error("[cluster]: {0}")]
+    Fleet(String),
     /// `[tracing]`'s exporter could not start.
     #[error(transparent)]
     Tracing(#[from] crate::spans::SpansError),
@@ -101,6 +104,29 @@ async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("bind {addr}: {e}")))
 }
 
+/// The live table of a fleet's replica: state in etcd (`[cluster]`).
+#[cfg(feature = "fleet")]
+fn fleet_live(
+    config: Config,
+    shared: Shared,
+    cluster: &serin_config::Cluster,
+) -> Result<Arc<Live>, AppError> {
+    let store = serin_control::fleet::EtcdStore::start(cluster, &config.state.dir)
+        .map_err(|e| AppError::Fleet(e.to_string()))?;
+    let live = Arc::new(Live::open_in(config, shared, store.clone())?);
+    store.follow(&live);
+    Ok(live)
+}
+
+#[cfg(not(feature = "fleet"))]
+fn fleet_live(_: Config, _: Shared, _: &serin_config::Cluster) -> Result<Arc<Live>, AppError> {
+    Err(AppError::Fleet(
+        "this serin was built without fleet mode: build it with `--features fleet` \
+         (needs protoc: apt-get install protobuf-compiler)"
+            .into(),
+    ))
+}
+
 // === impl App ===
 
 impl App {
@@ -129,7 +155,10 @@ impl App {
             .map_err(AppError::AccessLog)?;
         let sample = config.tracing.as_ref().map(|t| t.sample);
         let shared = Shared::open(&config.state.dir).map_err(LiveError::from)?;
-        let live = Arc::new(Live::open(config, shared)?);
+        let live = match config.cluster.clone() {
+            None => Arc::new(Live::open(config, shared)?),
+            Some(cluster) => fleet_live(config, shared, &cluster)?,
+        };
         // A benchmarking switch (BENCHMARKS.md, telemetry on vs off in one
         // run): with it off, breakers and rollback rules see no traffic.
         if std::env::var_os("SERIN_TELEMETRY").is_some_and(|v| v == "off") {

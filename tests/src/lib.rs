@@ -9,11 +9,13 @@
 //!   (half-sent heads, smuggling shapes, hand-made HTTP/2 frames).
 //! - [`tls`]: a self-signed certificate made by the test, and HTTPS clients.
 //! - [`browser`]: headless Chromium over the DevTools protocol (the status page).
+//! - [`etcd`]: a real etcd on loopback ports (fleet mode).
 //! - [`assert_eventually!`]: polls a condition with a deadline.
 //! - `tests/`: one module per scenario, in one test binary (`tests/e2e.rs`).
 
 pub mod browser;
 pub mod client;
+pub mod etcd;
 pub mod process;
 pub mod raw;
 pub mod tls;

@@ -15,6 +15,7 @@ mod e2e {
     mod engine;
     mod failures;
     mod fallback;
+    mod fleet;
     mod forced;
     mod forwarded;
     mod headers;

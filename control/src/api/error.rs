@@ -23,6 +23,16 @@ pub enum ApiError {
     /// The current state does not allow the change (e.g. promote a promoted route).
     #[error("{0}")]
     Conflict(String),
+    /// Another replica of the fleet changed the state first: 409 with
+    /// that state (`current`), now in force here too.
+    #[error("{message}")]
+    Stale {
+        message: String,
+        current: serde_json::Value,
+    },
+    /// The fleet's store cannot be reached: 503, nothing changed.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("missing or wrong bearer token")]
     Unauthorized,
     #[error("request body larger than {0} bytes")]
@@ -39,6 +49,11 @@ pub enum ApiError {
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
+    /// On a 409 in a fleet: the live state in force (weights, route
+    /// phases, maintenance), which the change was not based on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub current: Option<serde_json::Value>,
 }
 
 // === impl ApiError ===
@@ -49,7 +64,8 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Stale { .. } => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -61,9 +77,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = Json(ErrorBody {
-            error: self.to_string(),
-        });
+        let error = self.to_string();
+        let current = match self {
+            Self::Stale { current, .. } => Some(current),
+            _ => None,
+        };
+        let body = Json(ErrorBody { error, current });
         if status == StatusCode::UNAUTHORIZED {
             let challenge = [(axum::http::header::WWW_AUTHENTICATE, "Bearer")];
             return (status, challenge, body).into_response();
@@ -79,6 +98,11 @@ impl From<LiveError> for ApiError {
             LiveError::NoVersion(..) | LiveError::Compile(_) => Self::Unprocessable(e.to_string()),
             LiveError::Refused(m) => Self::Conflict(m),
             LiveError::Invalid(m) => Self::Unprocessable(m),
+            LiveError::Stale { message, current } => Self::Stale {
+                message,
+                current: serde_json::to_value(*current).unwrap_or_default(),
+            },
+            LiveError::Unavailable(m) => Self::Unavailable(m),
             LiveError::Persist(ref io) => {
                 tracing::error!(error = %io, "admin change not saved");
                 Self::Internal("cannot save the live state; nothing changed".into())

@@ -14,6 +14,10 @@ pub(crate) struct Status {
     revision: String,
     maintenance: bool,
     routes: Vec<RouteStatus>,
+    /// Fleet mode (`[cluster]`): this replica, the leader, every replica
+    /// present. Absent when serin runs alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<crate::store::FleetView>,
 }
 
 /// One route: live weights, state, breaker and health per version.
@@ -56,6 +60,7 @@ pub(crate) async fn status(State(st): State<ApiState>) -> Json<Status> {
         revision: snap.revision.to_string(),
         maintenance: snap.maintenance.is_some(),
         routes: snap.routes.iter().map(|r| route_status(&st, r)).collect(),
+        cluster: st.live.fleet(),
     })
 }
 

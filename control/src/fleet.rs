@@ -1,0 +1,511 @@
+//! Fleet mode (`[cluster]`, feature `fleet`): the replicas of one fleet
+//! share live state through etcd v3 — an [`EtcdStore`] behind
+//! [`Live`](crate::Live)'s [`Store`] seam.
+//!
+//! Keys, all under `[cluster] prefix`:
+//! - `PREFIX/state`: the live state in force (weights, route phases,
+//!   maintenance), with the event that made it and the replica that wrote
+//!   it, as JSON. Its etcd `mod_revision` is the state's version: a change
+//!   is one transaction, "if `mod_revision(state)` is still the version
+//!   this change was computed from, put it; else return what is there" —
+//!   so of two conflicting changes exactly one is applied, and the other's
+//!   caller gets the state that won (409 at the API).
+//! - `PREFIX/nodes/NODE`: each replica's presence (`revision`,
+//!   `last_seen`, the state version it runs), put every second under a
+//!   lease of 5 s: a replica that stops is gone from the list within 5 s.
+//!
+//! A thread of its own runs a small runtime with the etcd client. It
+//! watches `PREFIX/state` and puts every change another replica writes in
+//! force here ([`Live::adopt`](crate::Live::adopt), on a blocking thread),
+//! keeps the presence, and answers the calls `Live` makes through
+//! [`Store`] (sent over a channel; the caller, always a blocking thread and
+//! never the data plane, waits at most [`CALL_TIMEOUT`]). Every state this
+//! replica saves or adopts is also written to its state directory
+//! (`state.json`), so a replica that restarts while etcd is unreachable
+//! starts on the last state it knew.
+//!
+//! The data plane never waits on etcd: with etcd unreachable, every
+//! replica serves the table it has; changes answer 503 until etcd is back,
+//! and the watch resumes from the last version seen.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, LeaseKeepAliveStream,
+    LeaseKeeper, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::event::Event;
+use crate::persist::{LiveState, Saved};
+use crate::store::{FleetView, LocalStore, NodeView, Store, StoreError, Stored};
+use crate::Live;
+
+/// The longest a change waits for etcd before it is refused (503).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// A replica's presence outlives its last heartbeat by this much.
+const PRESENCE_TTL: i64 = 5;
+/// Between two heartbeats (and two reads of the fleet's list).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Live state kept in etcd, shared by the fleet.
+#[derive(Debug)]
+pub struct EtcdStore {
+    calls: mpsc::UnboundedSender<Call>,
+    node: String,
+    /// The fleet as last read (every heartbeat).
+    view: Arc<Mutex<FleetView>>,
+    /// Ends the thread when dropped.
+    _stop: oneshot::Sender<()>,
+}
+
+/// What a call from `Live` asks of the thread.
+enum Call {
+    Load(std::sync::mpsc::SyncSender<Result<Option<Stored>, StoreError>>),
+    Save {
+        based_on: u64,
+        value: Vec<u8>,
+        reply: std::sync::mpsc::SyncSender<Result<u64, StoreError>>,
+    },
+    Follow(Weak<Live>),
+}
+
+/// `PREFIX/state` as written.
+#[derive(Serialize)]
+struct Writing<'a> {
+    node: &'a str,
+    #[serde(flatten)]
+    state: &'a LiveState,
+    last_event: &'a Event,
+}
+
+/// `PREFIX/state` as read.
+#[derive(Deserialize)]
+struct Reading {
+    node: Option<String>,
+    #[serde(flatten)]
+    saved: Saved,
+}
+
+/// The thread's own state.
+struct Worker {
+    endpoints: Vec<String>,
+    prefix: String,
+    node: String,
+    client: Option<Client>,
+    /// The local mirror of every state seen.
+    mirror: LocalStore,
+    live: Option<Weak<Live>>,
+    /// The highest state version seen (saved, adopted or loaded).
+    seen: u64,
+    view: Arc<Mutex<FleetView>>,
+    /// The presence lease and its keep-alive stream.
+    lease: Option<(i64, LeaseKeeper, LeaseKeepAliveStream)>,
+}
+
+// === impl EtcdStore ===
+
+impl EtcdStore {
+    /// Starts the fleet's thread for `cluster`, mirroring to `state_dir`.
+    /// Etcd need not be reachable yet: the thread connects (and
+    /// reconnects) by itself.
+    ///
+    /// # Errors
+    /// The thread or its runtime cannot start.
+    pub fn start(
+        cluster: &serin_config::Cluster,
+        state_dir: &std::path::Path,
+    ) -> std::io::Result<Arc<Self>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (calls, rx) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let view = Arc::new(Mutex::new(FleetView {
+            node: cluster.node.clone(),
+            ..FleetView::default()
+        }));
+        let worker = Worker {
+            endpoints: cluster.etcd.clone(),
+            prefix: cluster.prefix.clone(),
+            node: cluster.node.clone(),
+            client: None,
+            mirror: LocalStore::new(state_dir),
+            live: None,
+            seen: 0,
+            view: view.clone(),
+            lease: None,
+        };
+        std::thread::Builder::new()
+            .name("serin-fleet".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    tokio::select! {
+                        () = worker.run(rx) => {}
+                        _ = stopped => {}
+                    }
+                });
+            })?;
+        Ok(Arc::new(Self {
+            calls,
+            node: cluster.node.clone(),
+            view,
+            _stop: stop,
+        }))
+    }
+
+    /// From now on, changes other replicas make are put in force in
+    /// `live`.
+    pub fn follow(&self, live: &Arc<Live>) {
+        let _ = self.calls.send(Call::Follow(Arc::downgrade(live)));
+    }
+
+    /// This replica's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn ask<T>(
+        &self,
+        call: impl FnOnce(std::sync::mpsc::SyncSender<Result<T, StoreError>>) -> Call,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.calls
+            .send(call(reply))
+            .map_err(|_| StoreError::Unavailable("the fleet thread is gone".into()))?;
+        // Called from blocking threads only (see `store.rs`).
+        answer.recv_timeout(CALL_TIMEOUT).unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "etcd did not answer within {}s",
+                CALL_TIMEOUT.as_secs()
+            )))
+        })
+    }
+}
+
+impl Store for EtcdStore {
+    fn load(&self) -> Result<Option<Stored>, StoreError> {
+        self.ask(Call::Load)
+    }
+
+    fn save(&self, based_on: u64, state: &LiveState, event: &Event) -> Result<u64, StoreError> {
+        let value = serde_json::to_vec(&Writing {
+            node: &self.node,
+            state,
+            last_event: event,
+        })
+        .map_err(std::io::Error::from)?;
+        self.ask(|reply| Call::Save {
+            based_on,
+            value,
+            reply,
+        })
+    }
+
+    fn fleet(&self) -> Option<FleetView> {
+        Some(self.view.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+// === impl Worker ===
+
+impl Worker {
+    fn key(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.prefix)
+    }
+
+    async fn run(mut self, mut calls: mpsc::UnboundedReceiver<Call>) {
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (changes_tx, mut changes) = mpsc::unbounded_channel::<Stored>();
+        let mut watching: Option<tokio::task::JoinHandle<()>> = None;
+        loop {
+            tokio::select! {
+                call = calls.recv() => {
+                    let Some(call) = call else { return };
+                    self.answer(call).await;
+                }
+                _ = beat.tick() => {
+                    self.heartbeat().await;
+                    let alive = watching.as_ref().is_some_and(|w| !w.is_finished());
+                    if !alive && self.live.is_some() {
+                        if let Some(client) = self.client.clone() {
+                            let key = self.key("state");
+                            let from = self.seen + 1;
+                            watching = Some(tokio::spawn(watch(client, key, from, changes_tx.clone())));
+                        }
+                    }
+                }
+                Some(stored) = changes.recv() => self.adopt(stored),
+            }
+        }
+    }
+
+    async fn connected(&mut self) -> Option<Client> {
+        if self.client.is_none() {
+            let options = ConnectOptions::new()
+                .with_connect_timeout(Duration::from_secs(2))
+                .with_timeout(CALL_TIMEOUT);
+            match Client::connect(&self.endpoints, Some(options)).await {
+                Ok(c) => self.client = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "fleet: etcd unreachable");
+                }
+            }
+        }
+        self.client.clone()
+    }
+
+    async fn answer(&mut self, call: Call) {
+        match call {
+            Call::Load(reply) => {
+                let got = self.load().await;
+                let _ = reply.send(got);
+            }
+            Call::Save {
+                based_on,
+                value,
+                reply,
+            } => {
+                let got = self.save(based_on, value).await;
+                let _ = reply.send(got);
+            }
+            Call::Follow(live) => self.live = Some(live),
+        }
+    }
+
+    /// The fleet's state, or (etcd unreachable) the last one mirrored.
+    async fn load(&mut self) -> Result<Option<Stored>, StoreError> {
+        let key = self.key("state");
+        let fleet = match self.connected().await {
+            Some(mut c) => c.get(key, None).await.ok(),
+            None => None,
+        };
+        let Some(resp) = fleet else {
+            tracing::warn!(
+                "fleet: etcd unreachable at start; serving the last state mirrored here"
+            );
+            return self.mirrored();
+        };
+        match resp.kvs().first() {
+            Some(kv) => {
+                let stored = parse(kv.value(), kv.mod_revision())?;
+                self.seen = stored.version;
+                Ok(Some(stored))
+            }
+            None => self.mirrored(),
+        }
+    }
+
+    /// The last state mirrored here: a fleet's (its event was recorded when
+    /// it was applied, never recovered from this copy).
+    fn mirrored(&self) -> Result<Option<Stored>, StoreError> {
+        Ok(self.mirror.load()?.map(|s| Stored {
+            node: Some(self.node.clone()),
+            ..s
+        }))
+    }
+
+    async fn save(&mut self, based_on: u64, value: Vec<u8>) -> Result<u64, StoreError> {
+        let Some(mut client) = self.connected().await else {
+            return Err(StoreError::Unavailable("etcd is unreachable".into()));
+        };
+        let key = self.key("state");
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                i64::try_from(based_on).unwrap_or(i64::MAX),
+            )])
+            .and_then([TxnOp::put(key.clone(), value.clone(), None)])
+            .or_else([TxnOp::get(key, None)]);
+        let resp = match client.txn(txn).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.client = None;
+                return Err(StoreError::Unavailable(format!("etcd: {e}")));
+            }
+        };
+        if resp.succeeded() {
+            let version = resp
+                .header()
+                .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0));
+            self.seen = self.seen.max(version);
+            if let Ok(stored) = parse(&value, i64::try_from(version).unwrap_or(0)) {
+                self.mirror_state(&stored);
+            }
+            return Ok(version);
+        }
+        let current = resp.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Get(g) => g
+                .kvs()
+                .first()
+                .map(|kv| parse(kv.value(), kv.mod_revision())),
+            _ => None,
+        });
+        match current {
+            Some(Ok(current)) => Err(StoreError::Conflict {
+                current: Box::new(current),
+            }),
+            Some(Err(e)) => Err(e),
+            None => Err(StoreError::Unavailable(
+                "the fleet's state vanished meanwhile".into(),
+            )),
+        }
+    }
+
+    /// A state another replica wrote: in force here (off this thread, so
+    /// a `save` in flight, which holds `Live`'s lock, is still answered).
+    fn adopt(&mut self, stored: Stored) {
+        if stored.version <= self.seen {
+            return;
+        }
+        self.seen = stored.version;
+        self.mirror_state(&stored);
+        let Some(live) = self.live.as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = live.adopt(stored) {
+                tracing::error!(error = %e, "fleet: a state another replica saved does not compile here; kept the table in force");
+            }
+        });
+    }
+
+    fn mirror_state(&self, stored: &Stored) {
+        if let Some(event) = &stored.saved.last_event {
+            if let Err(e) = self.mirror.save(0, &stored.saved.state, event) {
+                tracing::warn!(error = %e, "fleet: could not mirror the state to the state directory");
+            }
+        }
+    }
+
+    /// This replica's presence, and the fleet's list.
+    async fn heartbeat(&mut self) {
+        let Some(mut client) = self.connected().await else {
+            self.view_mut(|v| v.connected = false);
+            return;
+        };
+        let me = NodeView {
+            name: self.node.clone(),
+            revision: self.revision(),
+            version: self.seen,
+            last_seen: crate::persist::now(),
+        };
+        let value = serde_json::to_vec(&me).unwrap_or_default();
+        let mut ok = self.keep_lease(&mut client).await;
+        if let Some((id, ..)) = &self.lease {
+            let put = client
+                .put(
+                    self.key(&format!("nodes/{}", self.node)),
+                    value,
+                    Some(PutOptions::new().with_lease(*id)),
+                )
+                .await;
+            if put.is_err() {
+                // The lease expired while etcd was away: a new one next beat.
+                self.lease = None;
+                ok = false;
+            }
+        }
+        let nodes = client
+            .get(self.key("nodes/"), Some(GetOptions::new().with_prefix()))
+            .await;
+        let nodes: Vec<NodeView> = match nodes {
+            Ok(resp) => resp
+                .kvs()
+                .iter()
+                .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
+                .collect(),
+            Err(_) => {
+                ok = false;
+                self.client = None;
+                Vec::new()
+            }
+        };
+        self.view_mut(|v| {
+            v.connected = ok;
+            if ok {
+                v.nodes = nodes;
+            }
+        });
+    }
+
+    /// Refreshes the presence lease (a new one if it is gone).
+    async fn keep_lease(&mut self, client: &mut Client) -> bool {
+        if let Some((_, keeper, stream)) = &mut self.lease {
+            let alive = keeper.keep_alive().await.is_ok()
+                && matches!(stream.message().await, Ok(Some(r)) if r.ttl() > 0);
+            if alive {
+                return true;
+            }
+            self.lease = None;
+        }
+        let Ok(grant) = client.lease_grant(PRESENCE_TTL, None).await else {
+            return false;
+        };
+        match client.lease_keep_alive(grant.id()).await {
+            Ok((keeper, stream)) => {
+                self.lease = Some((grant.id(), keeper, stream));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn revision(&self) -> String {
+        self.live
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .map(|l| l.load().revision.to_string())
+            .unwrap_or_default()
+    }
+
+    fn view_mut(&self, f: impl FnOnce(&mut FleetView)) {
+        f(&mut self.view.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// Watches `key` from version `from`, sending each state put; ends when
+/// the watch breaks (the worker starts another from the last version seen).
+async fn watch(mut client: Client, key: String, from: u64, out: mpsc::UnboundedSender<Stored>) {
+    let options = WatchOptions::new().with_start_revision(i64::try_from(from).unwrap_or(0));
+    let mut stream = match client.watch(key, Some(options)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "fleet: watch not started");
+            return;
+        }
+    };
+    while let Ok(Some(resp)) = stream.message().await {
+        for ev in resp.events() {
+            let (EventType::Put, Some(kv)) = (ev.event_type(), ev.kv()) else {
+                continue;
+            };
+            match parse(kv.value(), kv.mod_revision()) {
+                Ok(stored) => {
+                    if out.send(stored).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "fleet: unreadable state in etcd"),
+            }
+        }
+    }
+}
+
+fn parse(value: &[u8], revision: i64) -> Result<Stored, StoreError> {
+    let r: Reading = serde_json::from_slice(value).map_err(|e| {
+        StoreError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the fleet's state in etcd: {e}"),
+        ))
+    })?;
+    Ok(Stored {
+        saved: r.saved,
+        version: u64::try_from(revision).unwrap_or(0),
+        node: r.node,
+    })
+}

@@ -1,0 +1,256 @@
+//! Fleet mode (`[cluster]`): three `serin` processes share live state
+//! through a real etcd.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use serin_control::event::{Actor, Draft, EventKind, Events};
+use serin_control::fleet::EtcdStore;
+use serin_control::persist::LiveState;
+use serin_control::store::{Store, StoreError};
+use serin_loadtest::{FakeHandle, FakeVersion};
+use serin_tests::client::TestClient;
+use serin_tests::etcd::Etcd;
+use serin_tests::process::SerinProcess;
+use serin_tests::{assert_eventually, BEARER, TOKEN};
+
+fn cluster(etcd: &Etcd, prefix: &str, node: &str) -> serin_config::Cluster {
+    serin_config::Cluster {
+        etcd: vec![etcd.url()],
+        prefix: prefix.to_owned(),
+        node: node.to_owned(),
+        partition_after: std::time::Duration::from_secs(10),
+    }
+}
+
+/// A replica's routing file: `[cluster]` and one route over v1/v2.
+fn routes(etcd: &Etcd, prefix: &str, node: &str, v1: &FakeHandle, v2: &FakeHandle) -> String {
+    format!(
+        r#"[cluster]
+etcd = ["{}"]
+prefix = "{prefix}"
+node = "{node}"
+
+[[routes]]
+name = "svc"
+  [[routes.versions]]
+  name = "v1"
+  url = "{}"
+  weight = 90
+  [[routes.versions]]
+  name = "v2"
+  url = "{}"
+  weight = 10
+"#,
+        etcd.url(),
+        v1.url(),
+        v2.url()
+    )
+}
+
+struct Fleet {
+    replicas: Vec<SerinProcess>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Fleet {
+    fn start(etcd: &Etcd, prefix: &str, v1: &FakeHandle, v2: &FakeHandle) -> Self {
+        let mut replicas = Vec::new();
+        let mut dirs = Vec::new();
+        for node in ["a", "b", "c"] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = routes(etcd, prefix, node, v1, v2);
+            replicas.push(SerinProcess::spawn_with_env(
+                dir.path(),
+                &file,
+                &[("SERIN_ADMIN_TOKEN", TOKEN)],
+            ));
+            dirs.push(dir);
+        }
+        Self {
+            replicas,
+            _dirs: dirs,
+        }
+    }
+
+    fn admin(&self, i: usize, path: &str) -> String {
+        format!("http://{}{path}", self.replicas[i].admin)
+    }
+
+    async fn weights(&self, i: usize) -> Value {
+        TestClient::http1()
+            .get(&self.admin(i, "/api/v1/routes/svc"), &[])
+            .await
+            .json()["weights"]
+            .clone()
+    }
+
+    async fn set(&self, i: usize, weights: Value) -> serin_tests::client::Reply {
+        let body = json!({"weights": weights, "reason": "fleet test"}).to_string();
+        TestClient::http1()
+            .send(
+                "PUT",
+                &self.admin(i, "/api/v1/routes/svc/weights"),
+                &[
+                    ("authorization", BEARER),
+                    ("content-type", "application/json"),
+                ],
+                Bytes::from(body),
+            )
+            .await
+    }
+
+    async fn status(&self, i: usize) -> Value {
+        TestClient::http1()
+            .get(&self.admin(i, "/api/v1/status"), &[])
+            .await
+            .json()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_replica_is_in_force_on_every_replica() {
+    let etcd = Etcd::start();
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let fleet = Fleet::start(&etcd, "/serin/propagate", &v1, &v2);
+    // Every replica sees the fleet: three nodes present.
+    for i in 0..3 {
+        assert_eventually!(
+            fleet.status(i).await["cluster"]["nodes"]
+                .as_array()
+                .is_some_and(|n| n.len() == 3),
+            10,
+            "replica {i}: {}",
+            fleet.status(i).await
+        );
+    }
+    let s = fleet.status(1).await;
+    assert_eq!(s["cluster"]["node"], "b");
+    assert_eq!(s["cluster"]["connected"], true);
+
+    // A change on A: in force on B and C, recorded there as A's.
+    let r = fleet.set(0, json!({"v1": 70, "v2": 30})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for i in 1..3 {
+        assert_eventually!(
+            fleet.weights(i).await == json!({"v1": 70, "v2": 30}),
+            5,
+            "replica {i}: {}",
+            fleet.weights(i).await
+        );
+    }
+    let events = TestClient::http1()
+        .get(&fleet.admin(2, "/api/v1/events?route=svc"), &[])
+        .await
+        .json();
+    let mirrored = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "weights_changed")
+        .cloned()
+        .unwrap_or_else(|| panic!("{events}"));
+    assert_eq!(mirrored["actor"], "api");
+    assert!(
+        mirrored["reason"].as_str().unwrap().ends_with("(on a)"),
+        "{mirrored}"
+    );
+
+    // And back the other way, from C.
+    let r = fleet.set(2, json!({"v1": 100, "v2": 0})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for i in 0..2 {
+        assert_eventually!(
+            fleet.weights(i).await == json!({"v1": 100, "v2": 0}),
+            5,
+            "replica {i}"
+        );
+    }
+    // The data plane follows: A sends nobody to v2 now.
+    let a = &fleet.replicas[0];
+    for _ in 0..20 {
+        let r = TestClient::http1()
+            .get(&format!("http://{}/", a.http), &[])
+            .await;
+        assert_eq!(r.text().trim(), "v1");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_conflicting_changes_exactly_one_wins() {
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (
+        EtcdStore::start(&cluster(&etcd, "/serin/cas", "x"), &dir.path().join("x")).unwrap(),
+        EtcdStore::start(&cluster(&etcd, "/serin/cas", "y"), &dir.path().join("y")).unwrap(),
+    );
+    let events = Events::new(16);
+    let event = events.record(Draft::new(Actor::Api, EventKind::WeightsChanged, "t"));
+    let state = |w: f64| {
+        let mut s = LiveState::default();
+        s.weights
+            .entry("svc".into())
+            .or_default()
+            .insert("v2".into(), w);
+        s
+    };
+    let (x, y) = tokio::task::spawn_blocking(move || {
+        // Both read the same state, both change it: one is applied.
+        let base = x.load().unwrap().map_or(0, |s| s.version);
+        assert_eq!(y.load().unwrap().map_or(0, |s| s.version), base);
+        let won = x.save(base, &state(30.0), &event).unwrap();
+        assert!(won > base);
+        match y.save(base, &state(50.0), &event) {
+            Err(StoreError::Conflict { current }) => {
+                assert_eq!(current.version, won);
+                assert_eq!(current.node.as_deref(), Some("x"));
+                assert_eq!(current.saved.state, state(30.0));
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        // Based on what won, y's next change is applied.
+        let next = y.save(won, &state(50.0), &event).unwrap();
+        assert!(next > won);
+        (x, y)
+    })
+    .await
+    .unwrap();
+    drop((x, y));
+
+    // Over the API: two replicas changing the same route at once, many
+    // times: every answer is 200 or 409 with the state that won, and the
+    // fleet ends on one state.
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let fleet = Fleet::start(&etcd, "/serin/conflicts", &v1, &v2);
+    let mut conflicts = 0;
+    for round in 0..20u32 {
+        let (a, b) = tokio::join!(
+            fleet.set(0, json!({"v2": round})),
+            fleet.set(1, json!({"v2": 50 + round}))
+        );
+        let codes = (a.status.as_u16(), b.status.as_u16());
+        assert!(
+            matches!(codes, (200, 200) | (200, 409) | (409, 200)),
+            "round {round}: {codes:?} {} {}",
+            a.text(),
+            b.text()
+        );
+        for r in [&a, &b] {
+            if r.status == 409 {
+                conflicts += 1;
+                let body = r.json();
+                assert!(body["current"]["weights"]["svc"].is_object(), "{body}");
+            }
+        }
+    }
+    let last = fleet.weights(0).await;
+    for i in 1..3 {
+        assert_eventually!(fleet.weights(i).await == last, 5, "replica {i} differs");
+    }
+    eprintln!("conflicts over 20 simultaneous pairs: {conflicts}");
+}
