@@ -7,7 +7,7 @@ use serin_control::event::{Actor, Draft, EventKind, Events};
 use serin_control::fleet::EtcdStore;
 use serin_control::persist::LiveState;
 use serin_control::store::{Store, StoreError};
-use serin_loadtest::{FakeHandle, FakeVersion};
+use serin_loadtest::{FakeHandle, FakeVersion, LoadConfig, Report};
 use serin_tests::client::TestClient;
 use serin_tests::etcd::Etcd;
 use serin_tests::process::SerinProcess;
@@ -22,7 +22,8 @@ fn cluster(etcd: &Etcd, prefix: &str, node: &str) -> serin_config::Cluster {
     }
 }
 
-/// A replica's routing file: `[cluster]` and one route over v1/v2.
+/// A replica's routing file: `[cluster]` and one route over v1/v2 (a
+/// chain v2 → v1, and a rollback rule on v2's error rate).
 fn routes(etcd: &Etcd, prefix: &str, node: &str, v1: &FakeHandle, v2: &FakeHandle) -> String {
     format!(
         r#"[cluster]
@@ -40,11 +41,34 @@ name = "svc"
   name = "v2"
   url = "{}"
   weight = 10
+  [routes.fallback]
+  chain = ["v2", "v1"]
+  [routes.rollback]
+  stable = "v1"
+  window = "3s"
+  confirm = "1s"
+  min_requests = 10
+  critical = ["error_rate > 10%"]
 "#,
         etcd.url(),
         v1.url(),
         v2.url()
     )
+}
+
+/// `rate` requests/s for `secs` to replica `i`'s data plane.
+fn load(fleet: &Fleet, i: usize, rate: f64, secs: u64) -> tokio::task::JoinHandle<Report> {
+    let cfg = LoadConfig {
+        rate,
+        duration: std::time::Duration::from_secs(secs),
+        connections: 8,
+        ..LoadConfig::new(
+            format!("http://{}/", fleet.replicas[i].http)
+                .parse()
+                .unwrap(),
+        )
+    };
+    tokio::spawn(async move { serin_loadtest::run(cfg).await.unwrap() })
 }
 
 struct Fleet {
@@ -253,4 +277,107 @@ async fn of_two_conflicting_changes_exactly_one_wins() {
         assert_eventually!(fleet.weights(i).await == last, 5, "replica {i} differs");
     }
     eprintln!("conflicts over 20 simultaneous pairs: {conflicts}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_canary_with_traffic_on_every_replica_is_rolled_back_on_all() {
+    let etcd = Etcd::start();
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let fleet = Fleet::start(&etcd, "/serin/rollback", &v1, &v2);
+    let traffic: Vec<_> = (0..3).map(|i| load(&fleet, i, 80.0, 10)).collect();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    v2.faults().set_error_rate(1.0);
+    for i in 0..3 {
+        assert_eventually!(
+            fleet.weights(i).await["v2"] == 0,
+            8,
+            "replica {i} still sends to v2: {}",
+            fleet.weights(i).await
+        );
+    }
+    for i in 0..3 {
+        let s = fleet.status(i).await;
+        assert_eq!(s["routes"][0]["state"], "rolled_back", "replica {i}: {s}");
+    }
+    // The fallback chain answered every failed v2 attempt from v1.
+    for (i, t) in traffic.into_iter().enumerate() {
+        let r = t.await.unwrap();
+        assert_eq!(r.errors, 0, "replica {i}: {r:?}");
+        assert!(r.ok > 500, "replica {i}: {r:?}");
+    }
+    // One decision for the fleet: one rollback event written by an engine,
+    // mirrored by the others.
+    let mut own = 0;
+    for i in 0..3 {
+        let e = TestClient::http1()
+            .get(&fleet.admin(i, "/api/v1/events?route=svc"), &[])
+            .await
+            .json();
+        let done: Vec<&Value> = e["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "rollback_completed")
+            .collect();
+        assert_eq!(done.len(), 1, "replica {i}: {e}");
+        if !done[0]["reason"].as_str().unwrap().contains("(on ") {
+            own += 1;
+        }
+    }
+    assert_eq!(own, 1, "exactly one replica decided");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_away_for_10s_costs_no_request_and_the_fleet_converges_after() {
+    let mut etcd = Etcd::start();
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let fleet = Fleet::start(&etcd, "/serin/outage", &v1, &v2);
+    for i in 0..3 {
+        assert_eventually!(
+            fleet.status(i).await["cluster"]["connected"] == true,
+            10,
+            "replica {i} never connected"
+        );
+    }
+    let traffic: Vec<_> = (0..3).map(|i| load(&fleet, i, 50.0, 18)).collect();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    etcd.stop();
+    // Changes are refused while etcd is away; nothing is applied.
+    let r = fleet.set(0, json!({"v1": 50, "v2": 50})).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(fleet.weights(0).await, json!({"v1": 90, "v2": 10}));
+    assert_eventually!(
+        fleet.status(1).await["cluster"]["connected"] == false,
+        5,
+        "replica b still says connected"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    etcd.resume();
+    // Back: a change is applied and in force everywhere.
+    assert_eventually!(
+        fleet.set(0, json!({"v1": 60, "v2": 40})).await.status == 200,
+        10,
+        "changes still refused after etcd came back"
+    );
+    for i in 0..3 {
+        assert_eventually!(
+            fleet.weights(i).await == json!({"v1": 60, "v2": 40}),
+            8,
+            "replica {i} did not converge: {}",
+            fleet.weights(i).await
+        );
+    }
+    for (i, t) in traffic.into_iter().enumerate() {
+        let r = t.await.unwrap();
+        assert_eq!(
+            r.errors, 0,
+            "replica {i} failed requests while etcd was away: {r:?}"
+        );
+    }
 }
