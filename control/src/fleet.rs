@@ -13,6 +13,16 @@
 //! - `PREFIX/nodes/NODE`: each replica's presence (`revision`,
 //!   `last_seen`, the state version it runs), put every second under a
 //!   lease of 5 s: a replica that stops is gone from the list within 5 s.
+//! - `PREFIX/leader`: etcd's election (campaign under the same lease). The
+//!   leader's engine alone decides; one killed is replaced within the
+//!   lease's 5 s, and as the phase and step live in `PREFIX/state`, a
+//!   rollout or gradual rollback in flight goes on from the step reached.
+//! - `PREFIX/slots/NODE`: every half second, the telemetry slots this
+//!   replica folded since the last put (counts and packed latency
+//!   histograms, which merge exactly), under the lease. Every replica
+//!   watches the others' and adds them to its own windows' fleet view
+//!   (`VersionStats::inject`), so the engine judges each canary on the
+//!   fleet's merged windows — and a new leader starts with them warm.
 //!
 //! A thread of its own runs a small runtime with the etcd client. It
 //! watches `PREFIX/state` and puts every change another replica writes in
@@ -28,6 +38,8 @@
 //! replica serves the table it has; changes answer 503 until etcd is back,
 //! and the watch resumes from the last version seen.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -41,6 +53,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::event::Event;
 use crate::persist::{LiveState, Saved};
 use crate::store::{FleetView, LocalStore, NodeView, Store, StoreError, Stored};
+use crate::telemetry::{SlotSummary, VersionStats};
 use crate::Live;
 
 /// The longest a change waits for etcd before it is refused (503).
@@ -49,6 +62,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const PRESENCE_TTL: i64 = 5;
 /// Between two heartbeats (and two reads of the fleet's list).
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Between two puts of this replica's new telemetry slots.
+const SLOTS_EVERY: Duration = Duration::from_millis(500);
 
 /// Live state kept in etcd, shared by the fleet.
 #[derive(Debug)]
@@ -57,6 +72,8 @@ pub struct EtcdStore {
     node: String,
     /// The fleet as last read (every heartbeat).
     view: Arc<Mutex<FleetView>>,
+    /// This replica is the elected leader (as of the last heartbeat).
+    leader: Arc<AtomicBool>,
     /// Ends the thread when dropped.
     _stop: oneshot::Sender<()>,
 }
@@ -81,6 +98,24 @@ struct Writing<'a> {
     last_event: &'a Event,
 }
 
+/// `PREFIX/slots/NODE`: the slots a replica folded since its last put.
+#[derive(Serialize, Deserialize)]
+struct Slots {
+    node: String,
+    slots: Vec<RemoteSlot>,
+}
+
+/// One (route, version)'s slot; `mirrored`: of its mirrored copies.
+#[derive(Serialize, Deserialize)]
+struct RemoteSlot {
+    route: String,
+    version: String,
+    #[serde(default)]
+    mirrored: bool,
+    #[serde(flatten)]
+    slot: SlotSummary,
+}
+
 /// `PREFIX/state` as read.
 #[derive(Deserialize)]
 struct Reading {
@@ -103,6 +138,11 @@ struct Worker {
     view: Arc<Mutex<FleetView>>,
     /// The presence lease and its keep-alive stream.
     lease: Option<(i64, LeaseKeeper, LeaseKeepAliveStream)>,
+    leader: Arc<AtomicBool>,
+    /// The campaign under the current lease (its id).
+    campaign: Option<(i64, tokio::task::JoinHandle<()>)>,
+    /// The last slot end put, per (route, version, mirrored).
+    published: HashMap<(String, String, bool), tokio::time::Instant>,
 }
 
 // === impl EtcdStore ===
@@ -127,6 +167,7 @@ impl EtcdStore {
             node: cluster.node.clone(),
             ..FleetView::default()
         }));
+        let leader = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             endpoints: cluster.etcd.clone(),
             prefix: cluster.prefix.clone(),
@@ -137,21 +178,20 @@ impl EtcdStore {
             seen: 0,
             view: view.clone(),
             lease: None,
+            leader: leader.clone(),
+            campaign: None,
+            published: HashMap::new(),
         };
         std::thread::Builder::new()
             .name("serin-fleet".into())
             .spawn(move || {
-                rt.block_on(async move {
-                    tokio::select! {
-                        () = worker.run(rx) => {}
-                        _ = stopped => {}
-                    }
-                });
+                rt.block_on(worker.run(rx, stopped));
             })?;
         Ok(Arc::new(Self {
             calls,
             node: cluster.node.clone(),
             view,
+            leader,
             _stop: stop,
         }))
     }
@@ -207,6 +247,10 @@ impl Store for EtcdStore {
     fn fleet(&self) -> Option<FleetView> {
         Some(self.view.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
+
+    fn decides(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
 }
 
 // === impl Worker ===
@@ -216,29 +260,156 @@ impl Worker {
         format!("{}/{rest}", self.prefix)
     }
 
-    async fn run(mut self, mut calls: mpsc::UnboundedReceiver<Call>) {
+    async fn run(
+        mut self,
+        mut calls: mpsc::UnboundedReceiver<Call>,
+        mut stopped: oneshot::Receiver<()>,
+    ) {
         let mut beat = tokio::time::interval(HEARTBEAT);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut slots_every = tokio::time::interval(SLOTS_EVERY);
+        slots_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (changes_tx, mut changes) = mpsc::unbounded_channel::<Stored>();
+        let (slots_tx, mut slots_in) = mpsc::unbounded_channel::<Slots>();
         let mut watching: Option<tokio::task::JoinHandle<()>> = None;
+        let mut watching_slots: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             tokio::select! {
+                _ = &mut stopped => break,
                 call = calls.recv() => {
-                    let Some(call) = call else { return };
+                    let Some(call) = call else { break };
                     self.answer(call).await;
                 }
                 _ = beat.tick() => {
                     self.heartbeat().await;
-                    let alive = watching.as_ref().is_some_and(|w| !w.is_finished());
-                    if !alive && self.live.is_some() {
-                        if let Some(client) = self.client.clone() {
-                            let key = self.key("state");
-                            let from = self.seen + 1;
-                            watching = Some(tokio::spawn(watch(client, key, from, changes_tx.clone())));
-                        }
+                    let (Some(client), true) = (self.client.clone(), self.live.is_some()) else {
+                        continue;
+                    };
+                    if watching.as_ref().is_none_or(|w| w.is_finished()) {
+                        // What changed while not watching (etcd away, a
+                        // compacted history), then the watch from there.
+                        let Some(from) = self.catch_up().await else { continue };
+                        let key = self.key("state");
+                        watching = Some(tokio::spawn(watch(client.clone(), key, from, changes_tx.clone())));
+                    }
+                    if watching_slots.as_ref().is_none_or(|w| w.is_finished()) {
+                        let key = self.key("slots/");
+                        watching_slots = Some(tokio::spawn(watch_slots(client, key, slots_tx.clone())));
                     }
                 }
+                _ = slots_every.tick() => self.publish_slots().await,
                 Some(stored) = changes.recv() => self.adopt(stored),
+                Some(slots) = slots_in.recv() => self.inject(slots),
+            }
+        }
+        // Stopping: give the leadership and the presence up at once
+        // rather than when the lease runs out.
+        self.leader.store(false, Ordering::Relaxed);
+        if let (Some(mut client), Some((id, ..))) = (self.client.clone(), &self.lease) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), client.lease_revoke(*id)).await;
+        }
+    }
+
+    /// Reads the fleet's state and puts it in force if it is newer than
+    /// the last seen; returns the etcd revision to watch from.
+    async fn catch_up(&mut self) -> Option<u64> {
+        let mut client = self.client.clone()?;
+        let resp = match client.get(self.key("state"), None).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.client = None;
+                return None;
+            }
+        };
+        if let Some(kv) = resp.kvs().first() {
+            match parse(kv.value(), kv.mod_revision()) {
+                Ok(stored) if stored.node.as_deref() != Some(self.node.as_str()) => {
+                    self.adopt(stored);
+                }
+                Ok(stored) => self.seen = self.seen.max(stored.version),
+                Err(e) => tracing::error!(error = %e, "fleet: unreadable state in etcd"),
+            }
+        }
+        let at = resp
+            .header()
+            .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0));
+        Some(at.max(self.seen) + 1)
+    }
+
+    /// Puts the slots this replica folded since the last put.
+    async fn publish_slots(&mut self) {
+        let (Some(live), Some(id)) = (
+            self.live.as_ref().and_then(Weak::upgrade),
+            self.lease.as_ref().map(|l| l.0),
+        ) else {
+            return;
+        };
+        let snap = live.snapshot();
+        let mut slots = Vec::new();
+        for r in snap.routes.iter() {
+            for v in r.versions.iter() {
+                let kinds = [(false, Some(&v.stats)), (true, v.mirrored.as_ref())];
+                for (mirrored, stats) in kinds {
+                    let Some(stats) = stats else { continue };
+                    let key = (r.name.to_string(), v.name.to_string(), mirrored);
+                    let after = self.published.get(&key).copied();
+                    let new = stats.slots_after(after);
+                    if let Some((end, _)) = new.last() {
+                        self.published.insert(key, *end);
+                    }
+                    slots.extend(new.into_iter().map(|(_, slot)| RemoteSlot {
+                        route: r.name.to_string(),
+                        version: v.name.to_string(),
+                        mirrored,
+                        slot,
+                    }));
+                }
+            }
+        }
+        if slots.is_empty() {
+            return;
+        }
+        let Some(mut client) = self.client.clone() else {
+            return;
+        };
+        let value = serde_json::to_vec(&Slots {
+            node: self.node.clone(),
+            slots,
+        })
+        .unwrap_or_default();
+        let key = self.key(&format!("slots/{}", self.node));
+        if let Err(e) = client
+            .put(key, value, Some(PutOptions::new().with_lease(id)))
+            .await
+        {
+            tracing::debug!(error = %e, "fleet: slots not put");
+        }
+    }
+
+    /// Another replica's slots, into this replica's fleet windows.
+    fn inject(&self, slots: Slots) {
+        if slots.node == self.node {
+            return;
+        }
+        let Some(live) = self.live.as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        let snap = live.snapshot();
+        for s in &slots.slots {
+            let stats: Option<&Arc<VersionStats>> = snap
+                .routes
+                .iter()
+                .find(|r| *r.name == *s.route)
+                .and_then(|r| r.versions.iter().find(|v| *v.name == *s.version))
+                .and_then(|v| {
+                    if s.mirrored {
+                        v.mirrored.as_ref()
+                    } else {
+                        Some(&v.stats)
+                    }
+                });
+            if let Some(stats) = stats {
+                stats.inject(&s.slot);
             }
         }
     }
@@ -386,6 +557,7 @@ impl Worker {
     async fn heartbeat(&mut self) {
         let Some(mut client) = self.connected().await else {
             self.view_mut(|v| v.connected = false);
+            self.leader.store(false, Ordering::Relaxed);
             return;
         };
         let me = NodeView {
@@ -410,6 +582,7 @@ impl Worker {
                 ok = false;
             }
         }
+        self.elect(&mut client).await;
         let nodes = client
             .get(self.key("nodes/"), Some(GetOptions::new().with_prefix()))
             .await;
@@ -433,11 +606,55 @@ impl Worker {
         });
     }
 
+    /// Campaigns under the current lease (once per lease), and reads who
+    /// leads: this replica decides while the leader's value is its name.
+    async fn elect(&mut self, client: &mut Client) {
+        let name = self.key("leader");
+        if let Some((id, ..)) = &self.lease {
+            let id = *id;
+            let running = self
+                .campaign
+                .as_ref()
+                .is_some_and(|(lease, task)| *lease == id && !task.is_finished());
+            if !running {
+                if let Some((_, old)) = self.campaign.take() {
+                    old.abort();
+                }
+                let mut c = client.clone();
+                let (name, node) = (name.clone(), self.node.clone());
+                // Returns once elected (or the lease is gone).
+                let task = tokio::spawn(async move {
+                    if let Err(e) = c.campaign(name, node, id).await {
+                        tracing::debug!(error = %e, "fleet: campaign ended");
+                    }
+                });
+                self.campaign = Some((id, task));
+            }
+        }
+        let leader = match client.leader(name).await {
+            Ok(resp) => resp
+                .kv()
+                .and_then(|kv| std::str::from_utf8(kv.value()).ok())
+                .map(str::to_owned),
+            Err(_) => None,
+        };
+        let me = leader.as_deref() == Some(self.node.as_str()) && self.lease.is_some();
+        if me != self.leader.swap(me, Ordering::Relaxed) {
+            tracing::info!(node = %self.node, leader = me, "fleet: leadership changed");
+        }
+        self.view_mut(|v| v.leader = leader);
+    }
+
     /// Refreshes the presence lease (a new one if it is gone).
     async fn keep_lease(&mut self, client: &mut Client) -> bool {
         if let Some((_, keeper, stream)) = &mut self.lease {
-            let alive = keeper.keep_alive().await.is_ok()
-                && matches!(stream.message().await, Ok(Some(r)) if r.ttl() > 0);
+            let refresh = async {
+                keeper.keep_alive().await.is_ok()
+                    && matches!(stream.message().await, Ok(Some(r)) if r.ttl() > 0)
+            };
+            let alive = tokio::time::timeout(Duration::from_secs(2), refresh)
+                .await
+                .unwrap_or(false);
             if alive {
                 return true;
             }
@@ -508,4 +725,30 @@ fn parse(value: &[u8], revision: i64) -> Result<Stored, StoreError> {
         version: u64::try_from(revision).unwrap_or(0),
         node: r.node,
     })
+}
+
+/// Watches every replica's `PREFIX/slots/NODE` from now on.
+async fn watch_slots(mut client: Client, prefix: String, out: mpsc::UnboundedSender<Slots>) {
+    let mut stream = match client
+        .watch(prefix, Some(WatchOptions::new().with_prefix()))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "fleet: slots watch not started");
+            return;
+        }
+    };
+    while let Ok(Some(resp)) = stream.message().await {
+        for ev in resp.events() {
+            let (EventType::Put, Some(kv)) = (ev.event_type(), ev.kv()) else {
+                continue;
+            };
+            if let Ok(slots) = serde_json::from_slice::<Slots>(kv.value()) {
+                if out.send(slots).is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -416,6 +416,12 @@ impl Live {
         self.lock().config.clone()
     }
 
+    /// Whether this replica's engine decides: alone, always; in a fleet,
+    /// while it is the elected leader.
+    pub fn decides(&self) -> bool {
+        self.store.decides()
+    }
+
     /// The fleet this replica belongs to, as last seen; `None` alone.
     pub fn fleet(&self) -> Option<crate::store::FleetView> {
         self.store.fleet()

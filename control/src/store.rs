@@ -96,6 +96,12 @@ pub trait Store: Send + Sync + Debug {
     fn fleet(&self) -> Option<FleetView> {
         None
     }
+
+    /// Whether this replica's engine decides (a fleet's elected leader);
+    /// `true` for a store of one replica.
+    fn decides(&self) -> bool {
+        true
+    }
 }
 
 /// `state.json` in the state directory: serin alone.

@@ -47,8 +47,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-pub use shard::{SignalCount, SignalValues};
-pub use stats::{Tally, VersionStats};
+pub use hist::Packed;
+pub use shard::{Counts, SignalCount, SignalValues};
+pub use stats::{SlotSummary, Tally, VersionStats};
 pub use window::WindowStats;
 
 use shard::lock;

@@ -1,5 +1,8 @@
 //! One engine pass over every route with a `[routes.rollback]`: build each
-//! route's [`View`] from the live table, [`decide`], and apply.
+//! route's [`View`] from the live table, [`decide`], and apply. Windows are
+//! read as the fleet saw them (`fleet_window`: this replica's slots and the
+//! other replicas'; alone, this replica's), and in a fleet only the
+//! elected leader decides.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,6 +20,12 @@ use crate::{Live, RouteSnap};
 /// Judges every route once and applies what was decided. Returns the
 /// earliest instant a route asked to be looked at again.
 pub(super) fn evaluate(live: &Live, tracks: &mut HashMap<String, Track>) -> Option<Instant> {
+    if !live.decides() {
+        // A follower in a fleet: the leader judges. Its own judgement
+        // starts afresh if it is elected.
+        tracks.clear();
+        return None;
+    }
     let config = live.config();
     let state = live.state();
     let snap = live.snapshot();
@@ -82,7 +91,7 @@ fn view<'a>(
         .versions
         .iter()
         .find(|v| *v.name == *stable_of(r))
-        .map(|v| v.stats.window(rb.window))
+        .map(|v| v.stats.fleet_window(rb.window))
         .filter(|w| w.requests > 0);
     let canaries = canaries(r, state)
         .into_iter()
@@ -96,9 +105,9 @@ fn view<'a>(
                 _ => &v.stats,
             };
             Some(Canary {
-                window: judged.window(rb.window),
-                since_step: (!age.is_zero()).then(|| v.stats.window(age)),
-                mirror: v.mirrored.as_ref().map(|m| m.window(rb.window)),
+                window: judged.fleet_window(rb.window),
+                since_step: (!age.is_zero()).then(|| v.stats.fleet_window(age)),
+                mirror: v.mirrored.as_ref().map(|m| m.fleet_window(rb.window)),
                 // Half-open counts too: an idle canary's breaker
                 // half-opens on its own, and a level must not clear for that.
                 // Copies never pass the breaker: one a chain opened says

@@ -21,8 +21,8 @@ const HALF_BITS: u32 = 10;
 
 /// A slot's non-zero buckets, packed (see the module doc). Empty when the
 /// slot had no samples, which costs no allocation.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Packed(Box<[u8]>);
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Packed(Box<[u8]>);
 
 /// Decodes a [`Packed`] into (bucket index, count).
 pub(crate) struct Unpack<'a> {

@@ -18,9 +18,11 @@ use serin_config::MAX_SIGNALS;
 use super::{hist, Outcome};
 
 /// Counters of a shard, a slot or a window. `requests` counts every
-/// attempt, failed ones included.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct Counts {
+/// attempt, failed ones included. Serialized as a fleet's replicas send
+/// each other their slots (`SlotSummary`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Counts {
     pub(crate) requests: u64,
     pub(crate) status_5xx: u64,
     pub(crate) connect: u64,
@@ -39,7 +41,7 @@ pub(crate) struct Counts {
 }
 
 /// One quality signal's tally.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SignalCount {
     /// Answers that carried the signal's header with a readable value.
     pub reported: u64,

@@ -36,8 +36,27 @@ pub struct VersionStats {
     shards: Shards,
     /// Folded slots. Taken by the fold and by readers, never by `record`.
     ring: Mutex<Ring>,
+    /// Slots the other replicas of a fleet folded (`inject`), read by
+    /// [`fleet_window`](Self::fleet_window) only.
+    remote: Mutex<Ring>,
     /// `None` for forced requests' stats: they are not in Prometheus.
     exports: Option<Exports>,
+}
+
+/// A folded slot as the replicas of a fleet send it to each other.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SlotSummary {
+    /// When the slot closed, by the wall clock (replicas share no
+    /// monotonic clock).
+    pub ended: std::time::SystemTime,
+    pub counts: Counts,
+    /// Latencies, packed (`hist.rs`).
+    pub samples: Packed,
+}
+
+/// `t` by the wall clock.
+fn wall(t: Instant) -> std::time::SystemTime {
+    std::time::SystemTime::now() - Instant::now().saturating_duration_since(t)
 }
 
 /// The fold's reusable histograms, one set per registry, so a tick
@@ -72,6 +91,7 @@ impl VersionStats {
             enabled,
             settings,
             ring: Mutex::default(),
+            remote: Mutex::default(),
             exports,
         }
     }
@@ -199,6 +219,57 @@ impl VersionStats {
         out
     }
 
+    /// As [`window`](Self::window), with the slots the other replicas of
+    /// a fleet sent ([`inject`](Self::inject)) added: what the fleet as a
+    /// whole saw. Alone, the same as `window`.
+    pub fn fleet_window(&self, window: Duration) -> WindowStats {
+        let mut out = self.window(window);
+        let remote = lock(&self.remote);
+        out.add_slots(remote.since(cutoff(Instant::now(), window, self.settings.slot)));
+        out
+    }
+
+    /// This replica's folded slots that ended after `after` (`None`: all
+    /// retained), oldest first, to send to the rest of a fleet.
+    pub fn slots_after(&self, after: Option<Instant>) -> Vec<(Instant, SlotSummary)> {
+        let ring = lock(&self.ring);
+        let mut out: Vec<(Instant, SlotSummary)> = ring
+            .since(None)
+            .take_while(|s| after.is_none_or(|a| s.end > a))
+            .map(|s| {
+                let summary = SlotSummary {
+                    ended: wall(s.end),
+                    counts: s.counts,
+                    samples: s.samples.clone(),
+                };
+                (s.end, summary)
+            })
+            .collect();
+        out.reverse();
+        out
+    }
+
+    /// Adds a slot another replica folded, for [`fleet_window`]. Slots past
+    /// the retention are dropped.
+    ///
+    /// [`fleet_window`]: Self::fleet_window
+    pub fn inject(&self, slot: &SlotSummary) {
+        let now = Instant::now();
+        let ago = std::time::SystemTime::now()
+            .duration_since(slot.ended)
+            .unwrap_or_default();
+        let Some(end) = now.checked_sub(ago) else {
+            return;
+        };
+        let mut remote = lock(&self.remote);
+        remote.insert(Slot {
+            end,
+            counts: slot.counts,
+            samples: slot.samples.clone(),
+        });
+        remote.prune(cutoff(now, self.settings.retention, self.settings.slot));
+    }
+
     /// Requests and errors over the last `window`, without histograms:
     /// what the breaker monitor reads ten times a second, at the cost of a
     /// few additions (no allocation).
@@ -227,7 +298,7 @@ impl VersionStats {
 
     /// Approximate heap bytes held (shards, histograms, folded slots).
     pub fn heap_bytes(&self) -> usize {
-        self.shards.heap_bytes() + lock(&self.ring).heap_bytes()
+        self.shards.heap_bytes() + lock(&self.ring).heap_bytes() + lock(&self.remote).heap_bytes()
     }
 
     /// Folded slots currently retained.

@@ -355,3 +355,47 @@ async fn a_series_cuts_the_slots_into_steps_oldest_first() {
     // A step shorter than a slot is read as one slot.
     assert_eq!(v.series(2 * SEC, MS).len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_window_merges_the_slots_other_replicas_send_exactly() {
+    // Two replicas' stats of the same version.
+    let (ta, tb) = (
+        Telemetry::new().with_retention(Duration::from_secs(60)),
+        Telemetry::new().with_retention(Duration::from_secs(60)),
+    );
+    let (a, b) = (ta.version("svc", "v2"), tb.version("svc", "v2"));
+    for i in 0..100u32 {
+        a.record(Outcome::Success, MS * (1 + i % 10));
+        b.record(
+            if i % 4 == 0 {
+                Outcome::Status5xx
+            } else {
+                Outcome::Success
+            },
+            MS * (50 + i),
+        );
+    }
+    tokio::time::advance(SEC).await;
+    ta.tick();
+    tb.tick();
+    // b sends its slots; a adds them to its fleet view only.
+    let sent = b.slots_after(None);
+    assert_eq!(sent.len(), 1);
+    for (_, slot) in &sent {
+        a.inject(slot);
+    }
+    assert!(
+        b.slots_after(Some(sent[0].0)).is_empty(),
+        "nothing new after the last sent"
+    );
+    let own = a.window(Duration::from_secs(5));
+    let fleet = a.fleet_window(Duration::from_secs(5));
+    assert_eq!((own.requests, own.errors), (100, 0));
+    assert_eq!((fleet.requests, fleet.errors), (200, 25));
+    // Histograms merge exactly: the fleet's p99 is b's slow tail.
+    assert_close(fleet.percentile(100.0), MS * 149);
+    assert_close(fleet.percentile(50.0), MS * 10);
+    // Injected slots age out like local ones.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(a.fleet_window(Duration::from_secs(5)).requests, 0);
+}

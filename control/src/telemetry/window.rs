@@ -80,6 +80,13 @@ impl Ring {
         self.slots.push_back(slot);
     }
 
+    /// Adds `slot` where its end puts it (slots from several replicas
+    /// arrive out of order).
+    pub(crate) fn insert(&mut self, slot: Slot) {
+        let at = self.slots.partition_point(|s| s.end <= slot.end);
+        self.slots.insert(at, slot);
+    }
+
     /// Drops slots that ended before `cutoff`.
     pub(crate) fn prune(&mut self, cutoff: Option<Instant>) {
         let Some(cutoff) = cutoff else { return };

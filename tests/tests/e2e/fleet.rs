@@ -25,6 +25,27 @@ fn cluster(etcd: &Etcd, prefix: &str, node: &str) -> serin_config::Cluster {
 /// A replica's routing file: `[cluster]` and one route over v1/v2 (a
 /// chain v2 → v1, and a rollback rule on v2's error rate).
 fn routes(etcd: &Etcd, prefix: &str, node: &str, v1: &FakeHandle, v2: &FakeHandle) -> String {
+    routes_with(
+        etcd,
+        prefix,
+        node,
+        v1,
+        v2,
+        (90, 10),
+        "critical = [\"error_rate > 10%\"]",
+    )
+}
+
+/// As [`routes`], with the weights and the rollback rules given.
+fn routes_with(
+    etcd: &Etcd,
+    prefix: &str,
+    node: &str,
+    v1: &FakeHandle,
+    v2: &FakeHandle,
+    weights: (u32, u32),
+    rules: &str,
+) -> String {
     format!(
         r#"[cluster]
 etcd = ["{}"]
@@ -36,11 +57,11 @@ name = "svc"
   [[routes.versions]]
   name = "v1"
   url = "{}"
-  weight = 90
+  weight = {}
   [[routes.versions]]
   name = "v2"
   url = "{}"
-  weight = 10
+  weight = {}
   [routes.fallback]
   chain = ["v2", "v1"]
   [routes.rollback]
@@ -48,11 +69,13 @@ name = "svc"
   window = "3s"
   confirm = "1s"
   min_requests = 10
-  critical = ["error_rate > 10%"]
+  {rules}
 "#,
         etcd.url(),
         v1.url(),
-        v2.url()
+        weights.0,
+        v2.url(),
+        weights.1
     )
 }
 
@@ -78,11 +101,16 @@ struct Fleet {
 
 impl Fleet {
     fn start(etcd: &Etcd, prefix: &str, v1: &FakeHandle, v2: &FakeHandle) -> Self {
+        Self::start_with(|node| routes(etcd, prefix, node, v1, v2))
+    }
+
+    /// Three replicas `a`, `b`, `c`, each from `file(node)`.
+    fn start_with(file: impl Fn(&str) -> String) -> Self {
         let mut replicas = Vec::new();
         let mut dirs = Vec::new();
         for node in ["a", "b", "c"] {
             let dir = tempfile::tempdir().unwrap();
-            let file = routes(etcd, prefix, node, v1, v2);
+            let file = file(node);
             replicas.push(SerinProcess::spawn_with_env(
                 dir.path(),
                 &file,
@@ -123,6 +151,23 @@ impl Fleet {
             .await
     }
 
+    /// The leader every live replica (those in `alive`) agrees on.
+    async fn leader(&self, alive: &[usize]) -> Option<String> {
+        let mut seen = Vec::new();
+        for &i in alive {
+            seen.push(
+                self.status(i).await["cluster"]["leader"]
+                    .as_str()
+                    .map(str::to_owned),
+            );
+        }
+        seen.dedup();
+        match seen.as_slice() {
+            [Some(l)] => Some(l.clone()),
+            _ => None,
+        }
+    }
+
     async fn status(&self, i: usize) -> Value {
         TestClient::http1()
             .get(&self.admin(i, "/api/v1/status"), &[])
@@ -153,6 +198,12 @@ async fn a_change_on_one_replica_is_in_force_on_every_replica() {
     let s = fleet.status(1).await;
     assert_eq!(s["cluster"]["node"], "b");
     assert_eq!(s["cluster"]["connected"], true);
+    // One leader, the same for all.
+    assert_eventually!(
+        fleet.leader(&[0, 1, 2]).await.is_some(),
+        10,
+        "no leader agreed on"
+    );
 
     // A change on A: in force on B and C, recorded there as A's.
     let r = fleet.set(0, json!({"v1": 70, "v2": 30})).await;
@@ -379,5 +430,72 @@ async fn etcd_away_for_10s_costs_no_request_and_the_fleet_converges_after() {
             r.errors, 0,
             "replica {i} failed requests while etcd was away: {r:?}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_mid_rollback_is_replaced_and_the_rollback_goes_on_from_its_step() {
+    let etcd = Etcd::start();
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let rules = "warning = [\"error_rate > 5%\"]\n  on_warning = \"gradual\"\n  \
+                 gradual = { steps = [\"25%\", \"10%\", \"0%\"], every = \"3s\" }";
+    let mut fleet = Fleet::start_with(|node| {
+        routes_with(&etcd, "/serin/failover", node, &v1, &v2, (50, 50), rules)
+    });
+    assert_eventually!(fleet.leader(&[0, 1, 2]).await.is_some(), 10, "no leader");
+    let first = fleet.leader(&[0, 1, 2]).await.unwrap();
+    let dead = ["a", "b", "c"].iter().position(|n| *n == first).unwrap();
+    let alive: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
+    let traffic: Vec<_> = alive.iter().map(|&i| load(&fleet, i, 80.0, 25)).collect();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    v2.faults().set_error_rate(0.2);
+    // The first step, decided by the first leader; then it dies.
+    assert_eventually!(
+        fleet.weights(alive[0]).await["v2"] == 25,
+        8,
+        "no first step: {}",
+        fleet.weights(alive[0]).await
+    );
+    fleet.replicas[dead].child.kill().unwrap();
+    let _ = fleet.replicas[dead].child.wait();
+    // Another leader within the lease's 5 s (and a heartbeat) ...
+    assert_eventually!(
+        fleet.leader(&alive).await.is_some_and(|l| l != first),
+        8,
+        "no new leader"
+    );
+    // ... finishes the rollback from the step reached.
+    for &i in &alive {
+        assert_eventually!(
+            fleet.weights(i).await["v2"] == 0,
+            15,
+            "replica {i} never reached 0: {}",
+            fleet.weights(i).await
+        );
+    }
+    let e = TestClient::http1()
+        .get(&fleet.admin(alive[0], "/api/v1/events?route=svc"), &[])
+        .await
+        .json();
+    let steps: Vec<Value> = e["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["kind"].as_str(),
+                Some("rollback_started" | "rollback_step" | "rollback_completed")
+            ) && e["after"]["v2"].is_number()
+        })
+        .map(|e| e["after"]["v2"].clone())
+        .collect();
+    // Each step once, in order: none repeated, none lost.
+    assert_eq!(steps, [json!(25), json!(10), json!(0)], "{e}");
+    for (i, t) in traffic.into_iter().enumerate() {
+        let r = t.await.unwrap();
+        assert_eq!(r.errors, 0, "load on replica {}: {r:?}", alive[i]);
     }
 }
