@@ -65,6 +65,12 @@ pub enum EventKind {
     DrillStarted,
     /// A rollback's canary reached 0: the incident's client-visible numbers.
     IncidentClosed,
+    /// A fleet's replica cut off from etcd past `partition_after`: it
+    /// judges and decides alone.
+    FleetPartitioned,
+    /// It reached etcd again: its decisions written back, or dropped for
+    /// the fleet's newer state (the reason says which).
+    FleetRejoined,
 }
 
 /// One recorded change.
@@ -142,7 +148,7 @@ fn stamp(ring: &Ring, draft: Draft) -> Event {
 
 impl EventKind {
     /// Every kind, for docs and for checking webhook filters.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 29] = [
         Self::ConfigApplied,
         Self::ConfigRejected,
         Self::TlsReloaded,
@@ -170,6 +176,8 @@ impl EventKind {
         Self::HealthFailOpenEnded,
         Self::DrillStarted,
         Self::IncidentClosed,
+        Self::FleetPartitioned,
+        Self::FleetRejoined,
     ];
 
     /// The name events carry.
@@ -202,6 +210,8 @@ impl EventKind {
             Self::HealthFailOpenEnded => "health_fail_open_ended",
             Self::DrillStarted => "drill_started",
             Self::IncidentClosed => "incident_closed",
+            Self::FleetPartitioned => "fleet_partitioned",
+            Self::FleetRejoined => "fleet_rejoined",
         }
     }
 

@@ -37,6 +37,14 @@
 //! The data plane never waits on etcd: with etcd unreachable, every
 //! replica serves the table it has; changes answer 503 until etcd is back,
 //! and the watch resumes from the last version seen.
+//!
+//! A replica cut off from etcd longer than `partition_after` is
+//! *partitioned* (`fleet_partitioned` in its log): its engine decides on
+//! its own windows (the others' slots no longer come), and what it decides
+//! is kept in its state directory, based on the fleet's version it last
+//! saw. Back in touch, it writes that state back — in the same
+//! compare-and-swap, so only if the fleet made no change meanwhile — or
+//! drops it for the fleet's newer state; `fleet_rejoined` says which.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,7 +58,7 @@ use etcd_client::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::persist::{LiveState, Saved};
 use crate::store::{FleetView, LocalStore, NodeView, Store, StoreError, Stored};
 use crate::telemetry::{SlotSummary, VersionStats};
@@ -74,6 +82,8 @@ pub struct EtcdStore {
     view: Arc<Mutex<FleetView>>,
     /// This replica is the elected leader (as of the last heartbeat).
     leader: Arc<AtomicBool>,
+    /// Cut off from etcd past `partition_after`: it decides alone.
+    partitioned: Arc<AtomicBool>,
     /// Ends the thread when dropped.
     _stop: oneshot::Sender<()>,
 }
@@ -139,6 +149,13 @@ struct Worker {
     /// The presence lease and its keep-alive stream.
     lease: Option<(i64, LeaseKeeper, LeaseKeepAliveStream)>,
     leader: Arc<AtomicBool>,
+    partitioned: Arc<AtomicBool>,
+    partition_after: Duration,
+    /// When etcd was last reached (`None`: not yet).
+    reached: Option<tokio::time::Instant>,
+    /// Decided while partitioned: the fleet version it was based on, and
+    /// the state to write back (the last one decided).
+    pending: Option<(u64, Vec<u8>)>,
     /// The campaign under the current lease (its id).
     campaign: Option<(i64, tokio::task::JoinHandle<()>)>,
     /// The last slot end put, per (route, version, mirrored).
@@ -168,6 +185,7 @@ impl EtcdStore {
             ..FleetView::default()
         }));
         let leader = Arc::new(AtomicBool::new(false));
+        let partitioned = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             endpoints: cluster.etcd.clone(),
             prefix: cluster.prefix.clone(),
@@ -179,6 +197,10 @@ impl EtcdStore {
             view: view.clone(),
             lease: None,
             leader: leader.clone(),
+            partitioned: partitioned.clone(),
+            partition_after: cluster.partition_after,
+            reached: None,
+            pending: None,
             campaign: None,
             published: HashMap::new(),
         };
@@ -192,6 +214,7 @@ impl EtcdStore {
             node: cluster.node.clone(),
             view,
             leader,
+            partitioned,
             _stop: stop,
         }))
     }
@@ -249,7 +272,7 @@ impl Store for EtcdStore {
     }
 
     fn decides(&self) -> bool {
-        self.leader.load(Ordering::Relaxed)
+        self.leader.load(Ordering::Relaxed) || self.partitioned.load(Ordering::Relaxed)
     }
 }
 
@@ -480,6 +503,9 @@ impl Worker {
     }
 
     async fn save(&mut self, based_on: u64, value: Vec<u8>) -> Result<u64, StoreError> {
+        if self.partitioned.load(Ordering::Relaxed) {
+            return self.save_alone(based_on, value);
+        }
         let Some(mut client) = self.connected().await else {
             return Err(StoreError::Unavailable("etcd is unreachable".into()));
         };
@@ -527,6 +553,100 @@ impl Worker {
         }
     }
 
+    /// Partitioned: the state is kept here, to be written back; its
+    /// version stays the fleet's it was based on.
+    fn save_alone(&mut self, based_on: u64, value: Vec<u8>) -> Result<u64, StoreError> {
+        let stored = parse(&value, i64::try_from(based_on).unwrap_or(0))?;
+        self.mirror_state(&stored);
+        let base = self.pending.as_ref().map_or(based_on, |(b, _)| *b);
+        self.pending = Some((base, value));
+        Ok(based_on)
+    }
+
+    /// Back in touch after a partition: the state decided alone is
+    /// written back if the fleet did not change meanwhile, else the
+    /// fleet's is adopted. Either way, said in the log.
+    async fn rejoin(&mut self) {
+        self.partitioned.store(false, Ordering::Relaxed);
+        let Some((base, value)) = self.pending.take() else {
+            self.note(
+                EventKind::FleetRejoined,
+                "back in touch with etcd; nothing was decided alone".into(),
+            );
+            return;
+        };
+        match self.save(base, value.clone()).await {
+            Ok(version) => {
+                if let Some(live) = self.live.as_ref().and_then(Weak::upgrade) {
+                    live.advance(version);
+                }
+                self.note(
+                    EventKind::FleetRejoined,
+                    format!(
+                        "back in touch with etcd: the state decided while cut off is the fleet's \
+                         now (version {version}; the fleet had not changed since {base})"
+                    ),
+                );
+            }
+            Err(StoreError::Conflict { current }) => {
+                let (node, version) = (current.node.clone().unwrap_or_default(), current.version);
+                self.adopt(*current);
+                self.note(
+                    EventKind::FleetRejoined,
+                    format!(
+                        "back in touch with etcd: the fleet changed meanwhile (version {version}, \
+                         on {node}), so what was decided while cut off is dropped and the \
+                         fleet's state is in force"
+                    ),
+                );
+            }
+            Err(e) => {
+                // Not reached after all: try again at the next heartbeat.
+                self.pending = Some((base, value));
+                self.partitioned.store(true, Ordering::Relaxed);
+                tracing::warn!(error = %e, "fleet: write-back failed; retried");
+            }
+        }
+    }
+
+    /// Records `kind` in this replica's log.
+    fn note(&self, kind: EventKind, reason: String) {
+        if let Some(live) = self.live.as_ref().and_then(Weak::upgrade) {
+            live.shared().events.record(crate::event::Draft::new(
+                crate::event::Actor::Engine,
+                kind,
+                reason,
+            ));
+        }
+    }
+
+    /// Tracks how long etcd has been out of reach: past
+    /// `partition_after`, this replica decides alone; back, it rejoins.
+    async fn reachable(&mut self, ok: bool) {
+        let now = tokio::time::Instant::now();
+        if ok {
+            self.reached = Some(now);
+            if self.partitioned.load(Ordering::Relaxed) || self.pending.is_some() {
+                self.rejoin().await;
+            }
+            return;
+        }
+        let since = *self.reached.get_or_insert(now);
+        let cut = now.duration_since(since);
+        if cut >= self.partition_after && !self.partitioned.swap(true, Ordering::Relaxed) {
+            self.leader.store(false, Ordering::Relaxed);
+            self.note(
+                EventKind::FleetPartitioned,
+                format!(
+                    "cut off from etcd for {}s (partition_after {}s): this replica judges its \
+                     own traffic and decides alone until it is back",
+                    cut.as_secs(),
+                    self.partition_after.as_secs()
+                ),
+            );
+        }
+    }
+
     /// A state another replica wrote: in force here (off this thread, so
     /// a `save` in flight, which holds `Live`'s lock, is still answered).
     fn adopt(&mut self, stored: Stored) {
@@ -558,6 +678,7 @@ impl Worker {
         let Some(mut client) = self.connected().await else {
             self.view_mut(|v| v.connected = false);
             self.leader.store(false, Ordering::Relaxed);
+            self.reachable(false).await;
             return;
         };
         let me = NodeView {
@@ -600,10 +721,14 @@ impl Worker {
         };
         self.view_mut(|v| {
             v.connected = ok;
+            v.partitioned = !ok && v.partitioned;
             if ok {
                 v.nodes = nodes;
             }
         });
+        self.reachable(ok).await;
+        let partitioned = self.partitioned.load(Ordering::Relaxed);
+        self.view_mut(|v| v.partitioned = partitioned);
     }
 
     /// Campaigns under the current lease (once per lease), and reads who

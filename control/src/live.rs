@@ -416,6 +416,14 @@ impl Live {
         self.lock().config.clone()
     }
 
+    /// The state in force is the store's `version` now (a fleet's replica
+    /// wrote back what it decided while partitioned: the same state, a
+    /// newer version).
+    pub fn advance(&self, version: u64) {
+        let mut inner = self.lock();
+        inner.version = inner.version.max(version);
+    }
+
     /// Whether this replica's engine decides: alone, always; in a fleet,
     /// while it is the elected leader.
     pub fn decides(&self) -> bool {

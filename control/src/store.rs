@@ -59,6 +59,8 @@ pub struct FleetView {
     pub leader: Option<String>,
     /// Etcd reachable at the last heartbeat.
     pub connected: bool,
+    /// Cut off from etcd past `partition_after`: deciding alone.
+    pub partitioned: bool,
     /// Every replica present, by name.
     pub nodes: Vec<NodeView>,
 }

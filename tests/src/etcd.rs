@@ -48,6 +48,11 @@ impl Etcd {
         me
     }
 
+    /// Its client address.
+    pub fn addr(&self) -> SocketAddr {
+        self.client
+    }
+
     /// `http://127.0.0.1:PORT`, for `[cluster] etcd`.
     pub fn url(&self) -> String {
         format!("http://{}", self.client)

@@ -9,7 +9,8 @@
 //!   (half-sent heads, smuggling shapes, hand-made HTTP/2 frames).
 //! - [`tls`]: a self-signed certificate made by the test, and HTTPS clients.
 //! - [`browser`]: headless Chromium over the DevTools protocol (the status page).
-//! - [`etcd`]: a real etcd on loopback ports (fleet mode).
+//! - [`etcd`]: a real etcd on loopback ports (fleet mode); [`relay`]: a TCP
+//!   relay a test cuts and restores (a partition).
 //! - [`assert_eventually!`]: polls a condition with a deadline.
 //! - `tests/`: one module per scenario, in one test binary (`tests/e2e.rs`).
 
@@ -18,6 +19,7 @@ pub mod client;
 pub mod etcd;
 pub mod process;
 pub mod raw;
+pub mod relay;
 pub mod tls;
 
 use std::net::SocketAddr;

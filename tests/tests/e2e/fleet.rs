@@ -46,11 +46,25 @@ fn routes_with(
     weights: (u32, u32),
     rules: &str,
 ) -> String {
+    routes_at(&etcd.url(), prefix, node, v1, v2, weights, rules)
+}
+
+/// As [`routes_with`], reaching etcd at `etcd_url`.
+fn routes_at(
+    etcd_url: &str,
+    prefix: &str,
+    node: &str,
+    v1: &FakeHandle,
+    v2: &FakeHandle,
+    weights: (u32, u32),
+    rules: &str,
+) -> String {
     format!(
         r#"[cluster]
-etcd = ["{}"]
+etcd = ["{etcd_url}"]
 prefix = "{prefix}"
 node = "{node}"
+partition_after = "2s"
 
 [[routes]]
 name = "svc"
@@ -71,7 +85,6 @@ name = "svc"
   min_requests = 10
   {rules}
 "#,
-        etcd.url(),
         v1.url(),
         weights.0,
         v2.url(),
@@ -498,4 +511,84 @@ async fn a_leader_killed_mid_rollback_is_replaced_and_the_rollback_goes_on_from_
         let r = t.await.unwrap();
         assert_eq!(r.errors, 0, "load on replica {}: {r:?}", alive[i]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_replica_pulls_a_failing_canary_by_itself_and_writes_it_back() {
+    let etcd = Etcd::start();
+    let relay = serin_tests::relay::Relay::start(etcd.addr()).await;
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let rules = "critical = [\"error_rate > 10%\"]";
+    // C reaches etcd through the relay; A and B directly.
+    let fleet = Fleet::start_with(|node| {
+        let url = if node == "c" { relay.url() } else { etcd.url() };
+        routes_at(&url, "/serin/partition", node, &v1, &v2, (90, 10), rules)
+    });
+    for i in 0..3 {
+        assert_eventually!(
+            fleet.status(i).await["cluster"]["connected"] == true,
+            10,
+            "replica {i} never connected"
+        );
+    }
+    relay.cut();
+    assert_eventually!(
+        fleet.status(2).await["cluster"]["partitioned"] == true,
+        8,
+        "c never saw itself partitioned: {}",
+        fleet.status(2).await["cluster"]
+    );
+    // Only C's users, and v2 fails them all (the chain answers from v1).
+    v2.faults().set_error_rate(1.0);
+    let traffic = load(&fleet, 2, 80.0, 10);
+    assert_eventually!(
+        fleet.weights(2).await["v2"] == 0,
+        8,
+        "c did not pull v2: {}",
+        fleet.weights(2).await
+    );
+    // The fleet does not know yet.
+    assert_eq!(fleet.weights(0).await["v2"], 10);
+    let r = traffic.await.unwrap();
+    assert_eq!(r.errors, 0, "{r:?}");
+
+    // Back in touch: the fleet had not changed, so C's decision is written
+    // back and in force everywhere.
+    relay.restore();
+    for i in 0..2 {
+        assert_eventually!(
+            fleet.weights(i).await["v2"] == 0,
+            10,
+            "replica {i} never got c's rollback: {}",
+            fleet.weights(i).await
+        );
+    }
+    let e = TestClient::http1()
+        .get(&fleet.admin(2, "/api/v1/events"), &[])
+        .await
+        .json();
+    let kinds: Vec<&str> = e["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    let at = |k: &str| kinds.iter().position(|x| *x == k);
+    let (cut, pulled, back) = (
+        at("fleet_partitioned").expect("fleet_partitioned"),
+        at("rollback_completed").expect("rollback_completed"),
+        at("fleet_rejoined").expect("fleet_rejoined"),
+    );
+    assert!(cut < pulled && pulled < back, "{kinds:?}");
+    let rejoined = &e["events"][back];
+    assert!(
+        rejoined["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is the fleet's now"),
+        "{rejoined}"
+    );
 }
