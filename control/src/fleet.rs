@@ -108,6 +108,13 @@ struct Writing<'a> {
     last_event: &'a Event,
 }
 
+/// The worker's watch tasks; `None` or finished: to (re)start.
+#[derive(Default)]
+struct Watches {
+    state: Option<tokio::task::JoinHandle<()>>,
+    slots: Option<tokio::task::JoinHandle<()>>,
+}
+
 /// `PREFIX/slots/NODE`: the slots a replica folded since its last put.
 #[derive(Serialize, Deserialize)]
 struct Slots {
@@ -294,31 +301,23 @@ impl Worker {
         slots_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (changes_tx, mut changes) = mpsc::unbounded_channel::<Stored>();
         let (slots_tx, mut slots_in) = mpsc::unbounded_channel::<Slots>();
-        let mut watching: Option<tokio::task::JoinHandle<()>> = None;
-        let mut watching_slots: Option<tokio::task::JoinHandle<()>> = None;
+        let mut watches = Watches::default();
         loop {
             tokio::select! {
                 _ = &mut stopped => break,
                 call = calls.recv() => {
                     let Some(call) = call else { break };
+                    let follow = matches!(call, Call::Follow(_));
                     self.answer(call).await;
+                    if follow {
+                        // Watching from the moment there is a table to
+                        // put changes in, not from the next heartbeat.
+                        self.watch(&mut watches, &changes_tx, &slots_tx).await;
+                    }
                 }
                 _ = beat.tick() => {
                     self.heartbeat().await;
-                    let (Some(client), true) = (self.client.clone(), self.live.is_some()) else {
-                        continue;
-                    };
-                    if watching.as_ref().is_none_or(|w| w.is_finished()) {
-                        // What changed while not watching (etcd away, a
-                        // compacted history), then the watch from there.
-                        let Some(from) = self.catch_up().await else { continue };
-                        let key = self.key("state");
-                        watching = Some(tokio::spawn(watch(client.clone(), key, from, changes_tx.clone())));
-                    }
-                    if watching_slots.as_ref().is_none_or(|w| w.is_finished()) {
-                        let key = self.key("slots/");
-                        watching_slots = Some(tokio::spawn(watch_slots(client, key, slots_tx.clone())));
-                    }
+                    self.watch(&mut watches, &changes_tx, &slots_tx).await;
                 }
                 _ = slots_every.tick() => self.publish_slots().await,
                 Some(stored) = changes.recv() => self.adopt(stored),
@@ -330,6 +329,36 @@ impl Worker {
         self.leader.store(false, Ordering::Relaxed);
         if let (Some(mut client), Some((id, ..))) = (self.client.clone(), &self.lease) {
             let _ = tokio::time::timeout(Duration::from_secs(1), client.lease_revoke(*id)).await;
+        }
+    }
+
+    /// (Re)starts the watches that are not running: the state's (after
+    /// catching up on what changed meanwhile) and the slots'.
+    async fn watch(
+        &mut self,
+        w: &mut Watches,
+        changes: &mpsc::UnboundedSender<Stored>,
+        slots: &mpsc::UnboundedSender<Slots>,
+    ) {
+        let (Some(client), true) = (self.connected().await, self.live.is_some()) else {
+            return;
+        };
+        if w.state.as_ref().is_none_or(|t| t.is_finished()) {
+            // What changed while not watching (etcd away, a compacted
+            // history), then the watch from there.
+            if let Some(from) = self.catch_up().await {
+                let key = self.key("state");
+                w.state = Some(tokio::spawn(watch(
+                    client.clone(),
+                    key,
+                    from,
+                    changes.clone(),
+                )));
+            }
+        }
+        if w.slots.as_ref().is_none_or(|t| t.is_finished()) {
+            let key = self.key("slots/");
+            w.slots = Some(tokio::spawn(watch_slots(client, key, slots.clone())));
         }
     }
 
@@ -445,7 +474,7 @@ impl Worker {
             match Client::connect(&self.endpoints, Some(options)).await {
                 Ok(c) => self.client = Some(c),
                 Err(e) => {
-                    tracing::warn!(error = %e, "fleet: etcd unreachable");
+                    tracing::debug!(error = %e, "fleet: etcd unreachable");
                 }
             }
         }
@@ -676,6 +705,7 @@ impl Worker {
     /// This replica's presence, and the fleet's list.
     async fn heartbeat(&mut self) {
         let Some(mut client) = self.connected().await else {
+            self.log_reach(false);
             self.view_mut(|v| v.connected = false);
             self.leader.store(false, Ordering::Relaxed);
             self.reachable(false).await;
@@ -719,6 +749,7 @@ impl Worker {
                 Vec::new()
             }
         };
+        self.log_reach(ok);
         self.view_mut(|v| {
             v.connected = ok;
             v.partitioned = !ok && v.partitioned;
@@ -805,6 +836,21 @@ impl Worker {
             .unwrap_or_default()
     }
 
+    /// Says in the log when etcd goes out of reach and comes back (once
+    /// each way, not every heartbeat).
+    fn log_reach(&self, ok: bool) {
+        let was = self
+            .view
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .connected;
+        if was && !ok {
+            tracing::warn!(node = %self.node, "fleet: etcd unreachable; serving the last state, changes refused");
+        } else if !was && ok {
+            tracing::info!(node = %self.node, "fleet: etcd reachable");
+        }
+    }
+
     fn view_mut(&self, f: impl FnOnce(&mut FleetView)) {
         f(&mut self.view.lock().unwrap_or_else(|p| p.into_inner()));
     }
@@ -817,7 +863,7 @@ async fn watch(mut client: Client, key: String, from: u64, out: mpsc::UnboundedS
     let mut stream = match client.watch(key, Some(options)).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(error = %e, "fleet: watch not started");
+            tracing::debug!(error = %e, "fleet: watch not started");
             return;
         }
     };
@@ -860,7 +906,7 @@ async fn watch_slots(mut client: Client, prefix: String, out: mpsc::UnboundedSen
     {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(error = %e, "fleet: slots watch not started");
+            tracing::debug!(error = %e, "fleet: slots watch not started");
             return;
         }
     };

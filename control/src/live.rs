@@ -343,6 +343,18 @@ impl Live {
                 0,
             ),
         };
+        // A fleet's routing file in force wins over this replica's own
+        // file (which may differ: `config_drift`).
+        let config = match &state.routing {
+            Some(r) => match crate::reload::fleet_config(r, &config) {
+                Ok(fleet) => fleet,
+                Err(e) => {
+                    tracing::error!(revision = %r.revision, error = %e, "the fleet's routing file does not parse here; serving this replica's own");
+                    config
+                }
+            },
+            None => config,
+        };
         Self::build(config, state, version, shared, store)
     }
 
@@ -386,13 +398,27 @@ impl Live {
             return Ok(false);
         }
         let mut next = stored.saved.state;
-        next.revision = inner.state.revision.clone();
-        let snapshot = compile::compile(&inner.config, &next, &self.shared)?;
+        // The fleet's routing file, when it published one this replica
+        // does not run yet: with this replica's own node-local sections.
+        let config = match &next.routing {
+            Some(r) if inner.state.routing.as_ref().map(|o| &o.sha256) != Some(&r.sha256) => {
+                let config = crate::reload::fleet_config(r, &inner.config).map_err(|e| {
+                    LiveError::Refused(format!("the fleet's routing file {}: {e}", r.revision))
+                })?;
+                Arc::new(config)
+            }
+            _ => inner.config.clone(),
+        };
+        if next.routing.is_none() {
+            next.revision = inner.state.revision.clone();
+        }
+        let snapshot = compile::compile(&config, &next, &self.shared)?;
         if let Some(mut event) = stored.saved.last_event {
             let node = stored.node.as_deref().unwrap_or("another replica");
             event.reason = format!("{} (on {node})", event.reason);
             self.shared.events.record_foreign(event);
         }
+        inner.config = config;
         inner.state = next;
         inner.version = stored.version;
         weights_to_metrics(&snapshot);

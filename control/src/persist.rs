@@ -31,6 +31,20 @@ pub struct LiveState {
     /// `Some(message)` while maintenance mode is on.
     #[serde(default)]
     pub maintenance: Option<String>,
+    /// In a fleet: the routing file in force on every replica (set by the
+    /// reload that published it). `None` alone: the file is this replica's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<Routing>,
+}
+
+/// A fleet's routing file: its revision and text. Each replica applies it
+/// with its own node-local sections (`reload::fleet_config`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Routing {
+    /// The fleet's revision id, e.g. `r7`.
+    pub revision: String,
+    pub sha256: String,
+    pub text: String,
 }
 
 /// Now, as `RouteState::since` and events write it (RFC 3339, ms, UTC).

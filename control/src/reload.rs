@@ -18,6 +18,12 @@
 //!
 //! Callers: the file watcher (`reload/watch.rs`, actor `file`), SIGHUP
 //! (actor `signal`) and `POST /api/v1/reload` / `.../restore` (actor `api`).
+//!
+//! In a fleet (`[cluster]`), the routing file in force is the fleet's: an
+//! applied reload (or restore) on any replica publishes the file's text
+//! with the state (`LiveState::routing`), every replica puts it in force
+//! with its own node-local sections ([`fleet_config`]), and a replica
+//! whose own file says otherwise reports `config_drift` ([`Reloader::drift`]).
 
 mod merge;
 pub mod watch;
@@ -29,7 +35,7 @@ use serde_json::{json, Map, Value};
 use serin_config::Config;
 
 use crate::event::{Actor, Draft, Event, EventKind};
-use crate::persist::LiveState;
+use crate::persist::{LiveState, Routing};
 use crate::revisions::{atomic_write, sha256_hex, Revisions};
 use crate::{metrics, Live, LiveError};
 
@@ -108,6 +114,10 @@ impl Reloader {
             revisions,
             last: Mutex::new(sha.clone()),
         };
+        if me.live.fleet().is_some() {
+            me.open_in_fleet(&bytes)?;
+            return Ok(me);
+        }
         let newest = me.revisions.newest().map_err(|e| io(path, e))?;
         let id = match newest {
             Some(r) if r.sha256 == sha => r.id,
@@ -132,6 +142,69 @@ impl Reloader {
             })?;
         }
         Ok(me)
+    }
+
+    /// In a fleet, the fleet's routing file is in force (`Live::open_in`
+    /// put it there); this replica's own file is published only when the
+    /// fleet has none yet (the first replica of a new fleet). A file that
+    /// differs is `config_drift` in the status until a reload publishes it.
+    fn open_in_fleet(&self, bytes: &[u8]) -> Result<(), ReloadError> {
+        if self.live.state().routing.is_some() {
+            return Ok(());
+        }
+        let id = self.next_id()?;
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let routing = Routing {
+            revision: id.clone(),
+            sha256: sha256_hex(bytes),
+            text,
+        };
+        let draft = Draft::new(
+            Actor::File,
+            EventKind::ConfigApplied,
+            format!(
+                "{} is the fleet's routing file as {id}",
+                self.path.display()
+            ),
+        );
+        match self.live.update(draft, |_, st| {
+            st.revision.clone_from(&id);
+            st.routing = Some(routing);
+            Ok(())
+        }) {
+            // Another replica published first: its file is in force here now.
+            Ok(_) | Err(LiveError::Stale { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Err(e) = self.revisions.add(&id, bytes, Actor::File) {
+            tracing::error!(revision = %id, error = %e, "cannot keep the revision");
+        }
+        Ok(())
+    }
+
+    /// The next revision id: this replica's archive's next, and in a fleet
+    /// past the fleet's revision in force.
+    fn next_id(&self) -> Result<String, ReloadError> {
+        let local = self.revisions.next_id().map_err(|e| io(&self.path, e))?;
+        let number = |id: &str| id.strip_prefix('r').and_then(|n| n.parse::<u64>().ok());
+        let fleet = self
+            .live
+            .state()
+            .routing
+            .as_ref()
+            .and_then(|r| number(&r.revision))
+            .map_or(0, |n| n + 1);
+        Ok(format!("r{}", number(&local).unwrap_or(1).max(fleet)))
+    }
+
+    /// In a fleet: whether this replica's own file says something other
+    /// than the fleet's routing file in force (`None` alone, or when the
+    /// file cannot be read or parsed).
+    pub fn drift(&self) -> Option<bool> {
+        self.live.fleet()?;
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let own = serin_config::parse(&text, &self.path.display().to_string()).ok()?;
+        Some(own != *self.live.config())
     }
 
     /// The file changed while serin was stopped: merge against `old_id`.
@@ -275,9 +348,15 @@ impl Reloader {
                 revision: before.revision,
             });
         }
-        let id = self.revisions.next_id().map_err(|e| io(&self.path, e))?;
+        let id = self.next_id()?;
         let mut preview = before.clone();
         let notes = merge(&current, &new, &mut preview, mode);
+        // In a fleet, the file becomes the fleet's: every replica runs it.
+        let routing = self.live.fleet().map(|_| Routing {
+            revision: id.clone(),
+            sha256: sha256_hex(text.as_bytes()),
+            text: text.clone(),
+        });
         let head = note.map_or_else(|| format!("{file} → {id}"), |n| format!("{n} as {id}"));
         let draft = Draft::new(actor, EventKind::ConfigApplied, reason(&head, &notes)).change(
             table_json(&current, &before),
@@ -292,6 +371,7 @@ impl Reloader {
         let event = self.live.replace_config(new, draft, |old, new, st| {
             merge(old, new, st, mode);
             st.revision.clone_from(&id);
+            st.routing = routing;
         })?;
         if let Err(e) = self.revisions.add(&id, text.as_bytes(), actor) {
             // The table is live; only its archive copy is missing.
@@ -320,6 +400,34 @@ impl Reloader {
         // The guarded hash is only a filter; a poisoned one is still usable.
         self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The sections each replica of a fleet keeps its own: where it listens,
+/// its admin API, state directory, limits, engine tick, cluster identity,
+/// access log and tracing. A fleet's routing file brings the rest.
+fn with_local_sections(mut fleet: Config, local: &Config) -> Config {
+    fleet.listen = local.listen.clone();
+    fleet.admin = local.admin.clone();
+    fleet.state = local.state.clone();
+    fleet.limits = local.limits.clone();
+    fleet.engine = local.engine.clone();
+    fleet.cluster = local.cluster.clone();
+    fleet.access_log = local.access_log.clone();
+    fleet.tracing = local.tracing.clone();
+    fleet
+}
+
+/// The fleet's routing file `routing` as this replica runs it: parsed, with
+/// `local`'s node-local sections.
+///
+/// # Errors
+/// The text does not parse here (a replica running an older serin).
+pub fn fleet_config(
+    routing: &crate::persist::Routing,
+    local: &Config,
+) -> Result<Config, serin_config::ConfigErrors> {
+    let parsed = serin_config::parse(&routing.text, &routing.revision)?;
+    Ok(with_local_sections(parsed, local))
 }
 
 /// Why `new` cannot replace `current` live, if it cannot: the listeners,

@@ -18,6 +18,10 @@ pub(crate) struct Status {
     /// present. Absent when serin runs alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster: Option<crate::store::FleetView>,
+    /// Fleet mode: this replica's own routing file differs from the
+    /// fleet's in force (roll it out, or reload it to publish it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config_drift: Option<bool>,
 }
 
 /// One route: live weights, state, breaker and health per version.
@@ -61,6 +65,7 @@ pub(crate) async fn status(State(st): State<ApiState>) -> Json<Status> {
         maintenance: snap.maintenance.is_some(),
         routes: snap.routes.iter().map(|r| route_status(&st, r)).collect(),
         cluster: st.live.fleet(),
+        config_drift: st.reloader.as_ref().and_then(|r| r.drift()),
     })
 }
 

@@ -592,3 +592,70 @@ async fn a_partitioned_replica_pulls_a_failing_canary_by_itself_and_writes_it_ba
         "{rejoined}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_on_one_replica_is_the_fleets_routing_file_and_the_others_drift() {
+    let etcd = Etcd::start();
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let fleet = Fleet::start(&etcd, "/serin/revisions", &v1, &v2);
+    // One routing file for the fleet, the first replica's: none drifts.
+    for i in 0..3 {
+        assert_eventually!(
+            fleet.status(i).await["config_drift"] == false,
+            10,
+            "replica {i}: {}",
+            fleet.status(i).await
+        );
+    }
+    let r1 = fleet.status(0).await["revision"].clone();
+    for i in 1..3 {
+        assert_eq!(fleet.status(i).await["revision"], r1);
+    }
+
+    // B's file gains a route; reloaded there, it is every replica's.
+    let extra = format!(
+        "{}\n[[routes]]\nname = \"extra\"\npath_prefix = \"/extra\"\n  [[routes.versions]]\n  name = \"v2\"\n  url = \"{}\"\n  weight = 1\n",
+        routes(&etcd, "/serin/revisions", "b", &v1, &v2),
+        v2.url()
+    );
+    fleet.replicas[1].write_routes(&extra);
+    let r = TestClient::http1()
+        .send(
+            "POST",
+            &fleet.admin(1, "/api/v1/reload"),
+            &[("authorization", BEARER)],
+            Bytes::new(),
+        )
+        .await;
+    assert!(r.status == 200, "{}", r.text());
+    let r2 = fleet.status(1).await["revision"].clone();
+    assert_ne!(r2, r1);
+    for i in [0, 2] {
+        assert_eventually!(
+            fleet.status(i).await["revision"] == r2,
+            5,
+            "replica {i} still on {}",
+            fleet.status(i).await["revision"]
+        );
+        let s = fleet.status(i).await;
+        assert!(
+            s["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == "extra"),
+            "{s}"
+        );
+        // Its own file still says otherwise.
+        assert_eq!(s["config_drift"], true, "{s}");
+        // And its data plane routes by the fleet's file.
+        let got = TestClient::http1()
+            .get(&format!("http://{}/extra", fleet.replicas[i].http), &[])
+            .await;
+        assert_eq!(got.text().trim(), "v2");
+    }
+    assert_eq!(fleet.status(1).await["config_drift"], false);
+}
