@@ -61,6 +61,10 @@ pub enum Command {
         /// Keep serving after the story, for the CLI and the API (Ctrl-C stops).
         #[arg(long)]
         keep: bool,
+        /// The story on three replicas of one fleet, with an etcd the demo
+        /// starts (needs `etcd` on PATH and a build with `--features fleet`).
+        #[arg(long)]
+        fleet: bool,
     },
     /// The audit log: `serin audit verify var/serin/audit.log`.
     Audit {
@@ -108,7 +112,7 @@ impl Cli {
         match self.command {
             Command::Run { config, workers } => run(config, workers).await,
             Command::Check { file } => check(&file),
-            Command::Demo { keep } => crate::demo::run(keep).await,
+            Command::Demo { keep, fleet } => crate::demo::run(keep, fleet).await,
             Command::Audit {
                 action: AuditAction::Verify { file },
             } => audit_verify(&file),

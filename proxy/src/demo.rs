@@ -7,6 +7,8 @@
 //! thanks to the fallback chain. Needs no file and no other process; stops
 //! by itself in about 40 s (`--keep` leaves it running).
 
+#[cfg(feature = "fleet")]
+mod fleet;
 mod screen;
 
 use std::process::ExitCode;
@@ -92,15 +94,34 @@ const FAULT_AT: Duration = Duration::from_secs(14);
 /// When the story ends.
 const END_AT: Duration = Duration::from_secs(32);
 
-/// Runs the demo; exit 0 when the story played out.
-pub(crate) async fn run(keep: bool) -> ExitCode {
-    match play(keep).await {
+/// Runs the demo; exit 0 when the story played out. `fleet`: on three
+/// replicas sharing state through an etcd the demo starts.
+pub(crate) async fn run(keep: bool, fleet: bool) -> ExitCode {
+    let played = if fleet {
+        play_fleet(keep).await
+    } else {
+        play(keep).await
+    };
+    match played {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("serin demo: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "fleet")]
+async fn play_fleet(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
+    fleet::play(keep).await
+}
+
+#[cfg(not(feature = "fleet"))]
+async fn play_fleet(_: bool) -> Result<(), Box<dyn std::error::Error>> {
+    Err("this serin was built without fleet mode: \
+         `cargo run --release --features fleet --bin serin -- demo --fleet` \
+         (needs protoc: apt-get install protobuf-compiler)"
+        .into())
 }
 
 /// One request forcing `version`: who answered, and how.

@@ -49,3 +49,36 @@ async fn the_demo_tells_the_story_and_exits_0() {
         .expect("a clients summary line");
     assert!(clients.contains(", 0 errors,"), "{clients}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_demo_tells_the_story_on_three_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new(serin_bin())
+        .args(["demo", "--fleet"])
+        .current_dir(dir.path())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(150), run)
+        .await
+        .expect("the fleet demo finishes by itself")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "leader: edge-",
+        "v2 at 20% (progressing)",
+        "has it too",
+        "v2 starts failing",
+        "v2 at 0% (rolled_back)",
+        "Decision: rollback_started",
+        "over 3 replicas, 0 errors",
+        "edge-c  rolled_back",
+    ] {
+        assert!(text.contains(step), "no {step:?} in:\n{text}");
+    }
+}
