@@ -111,10 +111,51 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Appends `event` as it is, already chained elsewhere (a fleet's
+    /// chain, mirrored): written only if it follows the last entry
+    /// (`prev_hash`); returns whether it was.
+    ///
+    /// # Errors
+    /// When the write or the sync fails.
+    pub fn append_chained(&mut self, event: &Event) -> io::Result<bool> {
+        if event.prev_hash != self.last_hash {
+            return Ok(false);
+        }
+        let mut line = serde_json::to_vec(event)?;
+        line.push(b'\n');
+        let len = self.file.metadata()?.len();
+        if let Err(e) = self
+            .file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+        {
+            let _ = self.file.set_len(len);
+            return Err(e);
+        }
+        self.last_hash.clone_from(&event.hash);
+        Ok(true)
+    }
+
+    /// The last entry's hash ([`GENESIS`] when empty).
+    pub fn last_hash(&self) -> &str {
+        &self.last_hash
+    }
+
     /// Where the log lives.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Chains `event` after an entry whose hash is `prev_hash`: fills its
+/// `prev_hash` and `hash` (the same rule as the file's).
+///
+/// # Errors
+/// When the event cannot be serialized.
+pub fn chain(event: &mut Event, prev_hash: &str) -> io::Result<()> {
+    prev_hash.clone_into(&mut event.prev_hash);
+    event.hash = hash_of(event)?;
+    Ok(())
 }
 
 fn truncate_to(path: &Path, len: usize) -> io::Result<()> {
@@ -153,15 +194,35 @@ pub fn verify(path: &Path) -> Result<usize, VerifyError> {
         path: path.display().to_string(),
         source,
     })?;
+    let lines = BufReader::new(file).lines().map(|line| {
+        line.map_err(|e| format!("unreadable: {e}"))
+            .and_then(|l| serde_json::from_str(&l).map_err(|e| format!("not JSON: {e}")))
+    });
+    verify_values(lines).map(|head| head.count)
+}
+
+/// Where a verified chain ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainEnd {
+    pub count: usize,
+    /// The last entry's `seq` and `hash` (`None` for an empty chain).
+    pub last: Option<(u64, String)>,
+}
+
+/// Checks a chain given entry by entry (a file's lines, a fleet's keys).
+///
+/// # Errors
+/// The first entry (1-based) that breaks the chain, and why.
+pub fn verify_values(
+    entries: impl Iterator<Item = Result<Value, String>>,
+) -> Result<ChainEnd, VerifyError> {
     let mut prev = GENESIS.to_owned();
     let mut prev_seq: Option<u64> = None;
     let mut count = 0;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, value) in entries.enumerate() {
         let n = i + 1;
         let broken = |why: String| VerifyError::Broken { line: n, why };
-        let line = line.map_err(|e| broken(format!("unreadable: {e}")))?;
-        let value: Value =
-            serde_json::from_str(&line).map_err(|e| broken(format!("not JSON: {e}")))?;
+        let value = value.map_err(broken)?;
         let field = |k: &str| {
             value
                 .get(k)
@@ -193,7 +254,10 @@ pub fn verify(path: &Path) -> Result<usize, VerifyError> {
         prev_seq = Some(seq);
         count += 1;
     }
-    Ok(count)
+    Ok(ChainEnd {
+        count,
+        last: prev_seq.map(|s| (s, prev)),
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,13 @@
 //!   this change was computed from, put it; else return what is there" —
 //!   so of two conflicting changes exactly one is applied, and the other's
 //!   caller gets the state that won (409 at the API).
+//! - `PREFIX/audit/SEQ`: the fleet's audit chain. Every state change's
+//!   event is chained (`prev_hash`, `hash`, the fleet's `seq`) after the
+//!   head the state it is based on records (`audit` in `PREFIX/state`), and
+//!   written in the same transaction as the state: the chain cannot fork,
+//!   and a deleted last entry shows against the head. Every replica
+//!   mirrors the chain to `state.dir/fleet-audit.log`; `serin audit verify`
+//!   checks the mirror, `--cluster` checks etcd's own.
 //! - `PREFIX/nodes/NODE`: each replica's presence (`revision`,
 //!   `last_seen`, the state version it runs), put every second under a
 //!   lease of 5 s: a replica that stops is gone from the list within 5 s.
@@ -93,7 +100,8 @@ enum Call {
     Load(std::sync::mpsc::SyncSender<Result<Option<Stored>, StoreError>>),
     Save {
         based_on: u64,
-        value: Vec<u8>,
+        state: Box<LiveState>,
+        event: Box<Event>,
         reply: std::sync::mpsc::SyncSender<Result<u64, StoreError>>,
     },
     Follow(Weak<Live>),
@@ -105,7 +113,25 @@ struct Writing<'a> {
     node: &'a str,
     #[serde(flatten)]
     state: &'a LiveState,
+    /// The change's event, as chained in `PREFIX/audit/`.
     last_event: &'a Event,
+    audit: &'a Head,
+}
+
+/// The fleet audit chain's last entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Self {
+            seq: 0,
+            hash: crate::audit::GENESIS.to_owned(),
+        }
+    }
 }
 
 /// The worker's watch tasks; `None` or finished: to (re)start.
@@ -139,6 +165,8 @@ struct Reading {
     node: Option<String>,
     #[serde(flatten)]
     saved: Saved,
+    #[serde(default)]
+    audit: Head,
 }
 
 /// The thread's own state.
@@ -161,8 +189,12 @@ struct Worker {
     /// When etcd was last reached (`None`: not yet).
     reached: Option<tokio::time::Instant>,
     /// Decided while partitioned: the fleet version it was based on, and
-    /// the state to write back (the last one decided).
-    pending: Option<(u64, Vec<u8>)>,
+    /// the state to write back (the last one decided) with its event.
+    pending: Option<(u64, LiveState, Event)>,
+    /// The fleet audit chain's head, as of the last state seen.
+    head: Head,
+    /// The chain's mirror, `state.dir/fleet-audit.log`, and its last seq.
+    chain: Option<(crate::audit::AuditLog, u64)>,
     /// The campaign under the current lease (its id).
     campaign: Option<(i64, tokio::task::JoinHandle<()>)>,
     /// The last slot end put, per (route, version, mirrored).
@@ -208,6 +240,8 @@ impl EtcdStore {
             partition_after: cluster.partition_after,
             reached: None,
             pending: None,
+            head: Head::default(),
+            chain: open_chain(state_dir),
             campaign: None,
             published: HashMap::new(),
         };
@@ -261,15 +295,10 @@ impl Store for EtcdStore {
     }
 
     fn save(&self, based_on: u64, state: &LiveState, event: &Event) -> Result<u64, StoreError> {
-        let value = serde_json::to_vec(&Writing {
-            node: &self.node,
-            state,
-            last_event: event,
-        })
-        .map_err(std::io::Error::from)?;
         self.ask(|reply| Call::Save {
             based_on,
-            value,
+            state: Box::new(state.clone()),
+            event: Box::new(event.clone()),
             reply,
         })
     }
@@ -320,7 +349,10 @@ impl Worker {
                     self.watch(&mut watches, &changes_tx, &slots_tx).await;
                 }
                 _ = slots_every.tick() => self.publish_slots().await,
-                Some(stored) = changes.recv() => self.adopt(stored),
+                Some(stored) = changes.recv() => {
+                    self.adopt(stored);
+                    self.sync_chain().await;
+                }
                 Some(slots) = slots_in.recv() => self.inject(slots),
             }
         }
@@ -346,7 +378,9 @@ impl Worker {
         if w.state.as_ref().is_none_or(|t| t.is_finished()) {
             // What changed while not watching (etcd away, a compacted
             // history), then the watch from there.
-            if let Some(from) = self.catch_up().await {
+            let caught_up = self.catch_up().await;
+            self.sync_chain().await;
+            if let Some(from) = caught_up {
                 let key = self.key("state");
                 w.state = Some(tokio::spawn(watch(
                     client.clone(),
@@ -378,7 +412,17 @@ impl Worker {
                 Ok(stored) if stored.node.as_deref() != Some(self.node.as_str()) => {
                     self.adopt(stored);
                 }
-                Ok(stored) => self.seen = self.seen.max(stored.version),
+                Ok(stored) => {
+                    if stored.version > self.seen {
+                        if let Some(e) = &stored.saved.last_event {
+                            self.head = Head {
+                                seq: e.seq,
+                                hash: e.hash.clone(),
+                            };
+                        }
+                    }
+                    self.seen = self.seen.max(stored.version);
+                }
                 Err(e) => tracing::error!(error = %e, "fleet: unreadable state in etcd"),
             }
         }
@@ -489,10 +533,11 @@ impl Worker {
             }
             Call::Save {
                 based_on,
-                value,
+                state,
+                event,
                 reply,
             } => {
-                let got = self.save(based_on, value).await;
+                let got = self.save(based_on, *state, *event).await;
                 let _ = reply.send(got);
             }
             Call::Follow(live) => self.live = Some(live),
@@ -514,8 +559,9 @@ impl Worker {
         };
         match resp.kvs().first() {
             Some(kv) => {
-                let stored = parse(kv.value(), kv.mod_revision())?;
+                let (stored, head) = parse_with_head(kv.value(), kv.mod_revision())?;
                 self.seen = stored.version;
+                self.head = head;
                 Ok(Some(stored))
             }
             None => self.mirrored(),
@@ -531,10 +577,31 @@ impl Worker {
         }))
     }
 
-    async fn save(&mut self, based_on: u64, value: Vec<u8>) -> Result<u64, StoreError> {
+    async fn save(
+        &mut self,
+        based_on: u64,
+        state: LiveState,
+        event: Event,
+    ) -> Result<u64, StoreError> {
         if self.partitioned.load(Ordering::Relaxed) {
-            return self.save_alone(based_on, value);
+            return self.save_alone(based_on, state, event);
         }
+        // The event, chained after the head of the state this is based on.
+        let mut entry = event.clone();
+        entry.seq = self.head.seq + 1;
+        crate::audit::chain(&mut entry, &self.head.hash)?;
+        let head = Head {
+            seq: entry.seq,
+            hash: entry.hash.clone(),
+        };
+        let value = serde_json::to_vec(&Writing {
+            node: &self.node,
+            state: &state,
+            last_event: &entry,
+            audit: &head,
+        })
+        .map_err(std::io::Error::from)?;
+        let entry_json = serde_json::to_vec(&entry).map_err(std::io::Error::from)?;
         let Some(mut client) = self.connected().await else {
             return Err(StoreError::Unavailable("etcd is unreachable".into()));
         };
@@ -545,7 +612,14 @@ impl Worker {
                 CompareOp::Equal,
                 i64::try_from(based_on).unwrap_or(i64::MAX),
             )])
-            .and_then([TxnOp::put(key.clone(), value.clone(), None)])
+            .and_then([
+                TxnOp::put(key.clone(), value.clone(), None),
+                TxnOp::put(
+                    self.key(&format!("audit/{:020}", head.seq)),
+                    entry_json,
+                    None,
+                ),
+            ])
             .or_else([TxnOp::get(key, None)]);
         let resp = match client.txn(txn).await {
             Ok(r) => r,
@@ -559,9 +633,11 @@ impl Worker {
                 .header()
                 .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0));
             self.seen = self.seen.max(version);
+            self.head = head;
             if let Ok(stored) = parse(&value, i64::try_from(version).unwrap_or(0)) {
                 self.mirror_state(&stored);
             }
+            self.mirror_entry(&entry);
             return Ok(version);
         }
         let current = resp.op_responses().into_iter().find_map(|r| match r {
@@ -584,11 +660,22 @@ impl Worker {
 
     /// Partitioned: the state is kept here, to be written back; its
     /// version stays the fleet's it was based on.
-    fn save_alone(&mut self, based_on: u64, value: Vec<u8>) -> Result<u64, StoreError> {
-        let stored = parse(&value, i64::try_from(based_on).unwrap_or(0))?;
-        self.mirror_state(&stored);
-        let base = self.pending.as_ref().map_or(based_on, |(b, _)| *b);
-        self.pending = Some((base, value));
+    fn save_alone(
+        &mut self,
+        based_on: u64,
+        state: LiveState,
+        event: Event,
+    ) -> Result<u64, StoreError> {
+        self.mirror_state(&Stored {
+            saved: Saved {
+                state: state.clone(),
+                last_event: Some(event.clone()),
+            },
+            version: based_on,
+            node: Some(self.node.clone()),
+        });
+        let base = self.pending.as_ref().map_or(based_on, |(b, ..)| *b);
+        self.pending = Some((base, state, event));
         Ok(based_on)
     }
 
@@ -597,14 +684,14 @@ impl Worker {
     /// fleet's is adopted. Either way, said in the log.
     async fn rejoin(&mut self) {
         self.partitioned.store(false, Ordering::Relaxed);
-        let Some((base, value)) = self.pending.take() else {
+        let Some((base, state, event)) = self.pending.take() else {
             self.note(
                 EventKind::FleetRejoined,
                 "back in touch with etcd; nothing was decided alone".into(),
             );
             return;
         };
-        match self.save(base, value.clone()).await {
+        match self.save(base, state.clone(), event.clone()).await {
             Ok(version) => {
                 if let Some(live) = self.live.as_ref().and_then(Weak::upgrade) {
                     live.advance(version);
@@ -631,7 +718,7 @@ impl Worker {
             }
             Err(e) => {
                 // Not reached after all: try again at the next heartbeat.
-                self.pending = Some((base, value));
+                self.pending = Some((base, state, event));
                 self.partitioned.store(true, Ordering::Relaxed);
                 tracing::warn!(error = %e, "fleet: write-back failed; retried");
             }
@@ -683,6 +770,15 @@ impl Worker {
             return;
         }
         self.seen = stored.version;
+        if let Some(e) = &stored.saved.last_event {
+            if e.seq > self.head.seq {
+                self.head = Head {
+                    seq: e.seq,
+                    hash: e.hash.clone(),
+                };
+                self.mirror_entry(e);
+            }
+        }
         self.mirror_state(&stored);
         let Some(live) = self.live.as_ref().and_then(Weak::upgrade) else {
             return;
@@ -692,6 +788,45 @@ impl Worker {
                 tracing::error!(error = %e, "fleet: a state another replica saved does not compile here; kept the table in force");
             }
         });
+    }
+
+    /// Appends a fleet chain entry to the mirror when it is the next one;
+    /// a gap is filled from etcd by [`sync_chain`](Self::sync_chain).
+    fn mirror_entry(&mut self, entry: &Event) {
+        let Some((log, last)) = &mut self.chain else {
+            return;
+        };
+        if entry.seq != *last + 1 {
+            return;
+        }
+        match log.append_chained(entry) {
+            Ok(true) => *last = entry.seq,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "fleet: audit mirror not written"),
+        }
+    }
+
+    /// Fills the mirror up to the head from `PREFIX/audit/`.
+    async fn sync_chain(&mut self) {
+        let (Some((_, last)), Some(mut client)) = (&self.chain, self.client.clone()) else {
+            return;
+        };
+        if *last >= self.head.seq {
+            return;
+        }
+        let from = self.key(&format!("audit/{:020}", last + 1));
+        let end = self.key("audit0");
+        let Ok(resp) = client
+            .get(from, Some(GetOptions::new().with_range(end)))
+            .await
+        else {
+            return;
+        };
+        for kv in resp.kvs() {
+            if let Ok(entry) = serde_json::from_slice::<Event>(kv.value()) {
+                self.mirror_entry(&entry);
+            }
+        }
     }
 
     fn mirror_state(&self, stored: &Stored) {
@@ -882,6 +1017,90 @@ async fn watch(mut client: Client, key: String, from: u64, out: mpsc::UnboundedS
             }
         }
     }
+}
+
+/// `state.dir/fleet-audit.log`, opened, with its last seq.
+fn open_chain(state_dir: &std::path::Path) -> Option<(crate::audit::AuditLog, u64)> {
+    if let Err(e) = std::fs::create_dir_all(state_dir) {
+        tracing::warn!(error = %e, "fleet: no audit mirror");
+        return None;
+    }
+    match crate::audit::AuditLog::open(&state_dir.join("fleet-audit.log")) {
+        Ok((log, past)) => Some((log, past.last().map_or(0, |e| e.seq))),
+        Err(e) => {
+            tracing::warn!(error = %e, "fleet: no audit mirror");
+            None
+        }
+    }
+}
+
+/// Checks the fleet's own audit chain in etcd: every entry under
+/// `PREFIX/audit/` chained, and the last one the head `PREFIX/state`
+/// records (so a deleted last entry shows). Returns the entry count.
+///
+/// # Errors
+/// Etcd unreachable, a broken chain, or a chain that stops short of the
+/// head: said in words.
+pub async fn verify_cluster(cluster: &serin_config::Cluster) -> Result<usize, String> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_timeout(CALL_TIMEOUT);
+    let mut client = Client::connect(&cluster.etcd, Some(options))
+        .await
+        .map_err(|e| format!("etcd {:?}: {e}", cluster.etcd))?;
+    let state = client
+        .get(format!("{}/state", cluster.prefix), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let head = match state.kvs().first() {
+        Some(kv) => {
+            parse_with_head(kv.value(), kv.mod_revision())
+                .map_err(|e| e.to_string())?
+                .1
+        }
+        None => Head::default(),
+    };
+    let entries = client
+        .get(
+            format!("{}/audit/", cluster.prefix),
+            Some(GetOptions::new().with_prefix()),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let values = entries
+        .kvs()
+        .iter()
+        .map(|kv| serde_json::from_slice(kv.value()).map_err(|e| format!("not JSON: {e}")));
+    let end = crate::audit::verify_values(values).map_err(|e| format!("entry {e}"))?;
+    let (seq, hash) = end
+        .last
+        .clone()
+        .unwrap_or((0, crate::audit::GENESIS.to_owned()));
+    if (seq, &hash) != (head.seq, &head.hash) {
+        return Err(format!(
+            "the chain ends at seq {seq} but the fleet's state records its head at seq {} \
+             (entries after {seq} were deleted, or the head was edited)",
+            head.seq
+        ));
+    }
+    Ok(end.count)
+}
+
+fn parse_with_head(value: &[u8], revision: i64) -> Result<(Stored, Head), StoreError> {
+    let r: Reading = serde_json::from_slice(value).map_err(|e| {
+        StoreError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the fleet's state in etcd: {e}"),
+        ))
+    })?;
+    Ok((
+        Stored {
+            saved: r.saved,
+            version: u64::try_from(revision).unwrap_or(0),
+            node: r.node,
+        },
+        r.audit,
+    ))
 }
 
 fn parse(value: &[u8], revision: i64) -> Result<Stored, StoreError> {

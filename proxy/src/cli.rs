@@ -79,9 +79,19 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AuditAction {
     /// Check the hash chain: OK with the count, or the first bad line; exit 1.
+    /// A fleet replica's mirror of the fleet's chain is
+    /// `state.dir/fleet-audit.log`; `--cluster` checks etcd's own.
     Verify {
-        /// The audit log.
-        file: PathBuf,
+        /// The audit log (`audit.log`, or a fleet's `fleet-audit.log`).
+        #[arg(required_unless_present = "cluster")]
+        file: Option<PathBuf>,
+        /// Check the fleet's chain in etcd (the routing file's `[cluster]`),
+        /// and that it reaches the head the fleet's state records.
+        #[arg(long, requires = "config")]
+        cluster: bool,
+        /// The routing file whose `[cluster]` names etcd (with `--cluster`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -114,8 +124,17 @@ impl Cli {
             Command::Check { file } => check(&file),
             Command::Demo { keep, fleet } => crate::demo::run(keep, fleet).await,
             Command::Audit {
-                action: AuditAction::Verify { file },
-            } => audit_verify(&file),
+                action:
+                    AuditAction::Verify {
+                        file,
+                        cluster,
+                        config,
+                    },
+            } => match (file, cluster, config) {
+                (_, true, Some(config)) => audit_verify_cluster(&config).await,
+                (Some(file), _, _) => audit_verify(&file),
+                _ => ExitCode::from(2),
+            },
             Command::Client(c) => c.exec().await,
         }
     }
@@ -156,6 +175,48 @@ fn audit_verify(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `serin audit verify --cluster -c FILE`: the fleet's chain in etcd.
+async fn audit_verify_cluster(config: &std::path::Path) -> ExitCode {
+    let cfg = match serin_config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(cluster) = cfg.cluster else {
+        eprintln!(
+            "{}: no [cluster]: nothing to check in etcd",
+            config.display()
+        );
+        return ExitCode::from(2);
+    };
+    verify_cluster(&cluster).await
+}
+
+#[cfg(feature = "fleet")]
+async fn verify_cluster(cluster: &serin_config::Cluster) -> ExitCode {
+    match serin_control::fleet::verify_cluster(cluster).await {
+        Ok(n) => {
+            println!(
+                "etcd {}/audit: OK, {n} entries, hash chain intact up to the fleet's head",
+                cluster.prefix
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("etcd {}/audit: {e}", cluster.prefix);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "fleet"))]
+async fn verify_cluster(_: &serin_config::Cluster) -> ExitCode {
+    eprintln!("this serin was built without fleet mode: build it with `--features fleet`");
+    ExitCode::from(2)
 }
 
 fn check(file: &std::path::Path) -> ExitCode {

@@ -109,7 +109,7 @@ fn load(fleet: &Fleet, i: usize, rate: f64, secs: u64) -> tokio::task::JoinHandl
 
 struct Fleet {
     replicas: Vec<SerinProcess>,
-    _dirs: Vec<tempfile::TempDir>,
+    dirs: Vec<tempfile::TempDir>,
 }
 
 impl Fleet {
@@ -131,10 +131,7 @@ impl Fleet {
             ));
             dirs.push(dir);
         }
-        Self {
-            replicas,
-            _dirs: dirs,
-        }
+        Self { replicas, dirs }
     }
 
     fn admin(&self, i: usize, path: &str) -> String {
@@ -658,4 +655,84 @@ async fn a_reload_on_one_replica_is_the_fleets_routing_file_and_the_others_drift
         assert_eq!(got.text().trim(), "v2");
     }
     assert_eq!(fleet.status(1).await["config_drift"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_audit_chain_for_the_fleet_mirrored_everywhere_and_a_deleted_head_shows() {
+    let etcd = Etcd::start();
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let prefix = "/serin/chain";
+    let fleet = Fleet::start(&etcd, prefix, &v1, &v2);
+    for i in 0..3 {
+        assert_eventually!(
+            fleet.status(i).await["cluster"]["connected"] == true,
+            10,
+            "replica {i}"
+        );
+    }
+    // Changes on all three replicas: one chain.
+    for (i, w) in [(0, 20), (1, 30), (2, 40)] {
+        let r = fleet.set(i, json!({"v2": w})).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eventually!(
+            fleet.weights((i + 1) % 3).await["v2"] == w,
+            5,
+            "change {w} not in force"
+        );
+    }
+    let mirror = |i: usize| fleet.dirs[i].path().join("state/fleet-audit.log");
+    let read = |i: usize| std::fs::read_to_string(mirror(i)).unwrap_or_default();
+    // Every replica's mirror is the same chain, whole.
+    assert_eventually!(
+        read(0).lines().count() >= 3 && read(0) == read(1) && read(1) == read(2),
+        5,
+        "mirrors differ:\n{}\n--\n{}\n--\n{}",
+        read(0),
+        read(1),
+        read(2)
+    );
+    let entries = read(0).lines().count();
+    for i in 0..3 {
+        assert_eq!(serin_control::audit::verify(&mirror(i)).unwrap(), entries);
+    }
+    let verify = || {
+        std::process::Command::new(serin_tests::serin_bin())
+            .args(["audit", "verify", "--cluster", "-c"])
+            .arg(&fleet.replicas[0].config)
+            .output()
+            .unwrap()
+    };
+    let ok = verify();
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(out.contains(&format!("OK, {entries} entries")), "{out}");
+
+    // The last entry deleted in etcd: the head in the state says so.
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let key = format!("{prefix}/audit/{entries:020}");
+    let r = TestClient::http1()
+        .send(
+            "POST",
+            &format!("{}/v3/kv/deleterange", etcd.url()),
+            &[("content-type", "application/json")],
+            Bytes::from(json!({"key": b64(&key)}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["deleted"], "1", "{}", r.text());
+    let bad = verify();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("ends at seq {}", entries - 1)),
+        "{err}"
+    );
 }
