@@ -195,6 +195,9 @@ struct Worker {
     head: Head,
     /// The chain's mirror, `state.dir/fleet-audit.log`, and its last seq.
     chain: Option<(crate::audit::AuditLog, u64)>,
+    /// This replica's revisions archive: every fleet routing file it puts
+    /// in force is kept there, so a restore works on any replica.
+    revisions: crate::revisions::Revisions,
     /// The campaign under the current lease (its id).
     campaign: Option<(i64, tokio::task::JoinHandle<()>)>,
     /// The last slot end put, per (route, version, mirrored).
@@ -204,7 +207,8 @@ struct Worker {
 // === impl EtcdStore ===
 
 impl EtcdStore {
-    /// Starts the fleet's thread for `cluster`, mirroring to `state_dir`.
+    /// Starts the fleet's thread for `cluster`, mirroring to `state_dir`
+    /// (its revisions archive keeps `keep_revisions`).
     /// Etcd need not be reachable yet: the thread connects (and
     /// reconnects) by itself.
     ///
@@ -213,6 +217,7 @@ impl EtcdStore {
     pub fn start(
         cluster: &serin_config::Cluster,
         state_dir: &std::path::Path,
+        keep_revisions: usize,
     ) -> std::io::Result<Arc<Self>> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -242,6 +247,7 @@ impl EtcdStore {
             pending: None,
             head: Head::default(),
             chain: open_chain(state_dir),
+            revisions: crate::revisions::Revisions::new(state_dir, keep_revisions),
             campaign: None,
             published: HashMap::new(),
         };
@@ -562,6 +568,7 @@ impl Worker {
                 let (stored, head) = parse_with_head(kv.value(), kv.mod_revision())?;
                 self.seen = stored.version;
                 self.head = head;
+                self.keep_revision(&stored);
                 Ok(Some(stored))
             }
             None => self.mirrored(),
@@ -770,6 +777,7 @@ impl Worker {
             return;
         }
         self.seen = stored.version;
+        self.keep_revision(&stored);
         if let Some(e) = &stored.saved.last_event {
             if e.seq > self.head.seq {
                 self.head = Head {
@@ -825,6 +833,25 @@ impl Worker {
         for kv in resp.kvs() {
             if let Ok(entry) = serde_json::from_slice::<Event>(kv.value()) {
                 self.mirror_entry(&entry);
+            }
+        }
+    }
+
+    /// A fleet routing file put in force here joins this replica's
+    /// revisions archive (a restore of it then works here too).
+    fn keep_revision(&self, stored: &Stored) {
+        let Some(r) = &stored.saved.state.routing else {
+            return;
+        };
+        let known = self.revisions.bytes(&r.revision).ok().flatten();
+        if known.is_none() {
+            let actor = stored
+                .saved
+                .last_event
+                .as_ref()
+                .map_or(crate::event::Actor::File, |e| e.actor);
+            if let Err(e) = self.revisions.add(&r.revision, r.text.as_bytes(), actor) {
+                tracing::warn!(revision = %r.revision, error = %e, "fleet: revision not kept");
             }
         }
     }

@@ -297,6 +297,21 @@ impl Reloader {
             .map_err(|e| io(&self.path, e))?
             .ok_or_else(|| ReloadError::NoRevision(id.to_owned()))?;
         let text = String::from_utf8_lossy(&bytes);
+        if self.live.fleet().is_some() {
+            // A fleet's revision may come from another replica's file: it
+            // is put in force with this replica's node-local sections and
+            // published, and no replica's file is rewritten (each reports
+            // `config_drift` until its file says the same).
+            let routing = Routing {
+                revision: id.to_owned(),
+                sha256: sha256_hex(&bytes),
+                text: text.into_owned(),
+            };
+            let new = fleet_config(&routing, &self.live.config())
+                .map_err(|e| ReloadError::Rejected(format!("{id} no longer applies: {e}")))?;
+            let note = format!("restored {id}");
+            return self.apply_parsed(new, routing.text, actor, MergeMode::Restore, Some(&note));
+        }
         let config = serin_config::parse(&text, &self.path.display().to_string())
             .map_err(|e| ReloadError::Rejected(format!("{id} no longer applies: {e}")))?;
         if let Some(why) = fixed_sections(&self.live.config(), &config) {
@@ -341,6 +356,20 @@ impl Reloader {
         if let Some(why) = fixed_sections(&current, &new) {
             return Err(self.reject(actor, format!("{file}: {why}")));
         }
+        self.apply_parsed(new, text, actor, mode, note)
+    }
+
+    /// Applies `new` (parsed from `text`) over the table in force.
+    fn apply_parsed(
+        &self,
+        new: Config,
+        text: String,
+        actor: Actor,
+        mode: MergeMode,
+        note: Option<&str>,
+    ) -> Result<Outcome, ReloadError> {
+        let file = self.path.display().to_string();
+        let current = self.live.config();
         let before = self.live.state();
         if *current == new && mode == MergeMode::Reload {
             metrics::config_reload("unchanged");

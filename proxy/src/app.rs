@@ -111,8 +111,12 @@ fn fleet_live(
     shared: Shared,
     cluster: &serin_config::Cluster,
 ) -> Result<Arc<Live>, AppError> {
-    let store = serin_control::fleet::EtcdStore::start(cluster, &config.state.dir)
-        .map_err(|e| AppError::Fleet(e.to_string()))?;
+    let store = serin_control::fleet::EtcdStore::start(
+        cluster,
+        &config.state.dir,
+        config.state.keep_revisions,
+    )
+    .map_err(|e| AppError::Fleet(e.to_string()))?;
     let live = Arc::new(Live::open_in(config, shared, store.clone())?);
     store.follow(&live);
     Ok(live)

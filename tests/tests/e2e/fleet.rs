@@ -268,8 +268,8 @@ async fn of_two_conflicting_changes_exactly_one_wins() {
     let etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
     let (x, y) = (
-        EtcdStore::start(&cluster(&etcd, "/serin/cas", "x"), &dir.path().join("x")).unwrap(),
-        EtcdStore::start(&cluster(&etcd, "/serin/cas", "y"), &dir.path().join("y")).unwrap(),
+        EtcdStore::start(&cluster(&etcd, "/serin/cas", "x"), &dir.path().join("x"), 5).unwrap(),
+        EtcdStore::start(&cluster(&etcd, "/serin/cas", "y"), &dir.path().join("y"), 5).unwrap(),
     );
     let events = Events::new(16);
     let event = events.record(Draft::new(Actor::Api, EventKind::WeightsChanged, "t"));
@@ -655,6 +655,30 @@ async fn a_reload_on_one_replica_is_the_fleets_routing_file_and_the_others_drift
         assert_eq!(got.text().trim(), "v2");
     }
     assert_eq!(fleet.status(1).await["config_drift"], false);
+
+    // Restoring the first revision on C, which did not publish it: C kept
+    // it when it put it in force, and the restore is the fleet's.
+    let restore = format!("/api/v1/revisions/{}/restore", r1.as_str().unwrap());
+    let r = TestClient::http1()
+        .send(
+            "POST",
+            &fleet.admin(2, &restore),
+            &[("authorization", BEARER)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for i in 0..3 {
+        assert_eventually!(
+            !fleet.status(i).await["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == "extra"),
+            5,
+            "replica {i} still routes /extra"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
