@@ -26,6 +26,48 @@ pub(super) fn status(v: &Value) {
     let empty = Vec::new();
     let routes = v["routes"].as_array().unwrap_or(&empty);
     table(&routes_rows(routes));
+    cluster(v);
+}
+
+/// `serin status` in a fleet: who leads, who is there, and drift.
+fn cluster(v: &Value) {
+    let c = &v["cluster"];
+    if c.is_null() {
+        return;
+    }
+    let mut head = format!(
+        "\nfleet: this replica {}   leader {}   etcd {}",
+        text(&c["node"]),
+        c["leader"].as_str().unwrap_or("none"),
+        if c["connected"] == true {
+            "reachable"
+        } else {
+            "UNREACHABLE"
+        }
+    );
+    if c["partitioned"] == true {
+        head.push_str("   PARTITIONED (deciding alone)");
+    }
+    if v["config_drift"] == true {
+        head.push_str("   config drift: this replica's file differs from the fleet's");
+    }
+    println!("{head}");
+    let mut rows = vec![row(&["NODE", "REVISION", "STATE VERSION", "LAST SEEN"])];
+    for n in c["nodes"].as_array().into_iter().flatten() {
+        let name = text(&n["name"]);
+        let lead = if n["name"] == c["leader"] {
+            " (leader)"
+        } else {
+            ""
+        };
+        rows.push(row(&[
+            &format!("{name}{lead}"),
+            &text(&n["revision"]),
+            &text(&n["version"]),
+            &text(&n["last_seen"]),
+        ]));
+    }
+    table(&rows);
 }
 
 /// A route change, a reload or a maintenance answer.

@@ -185,7 +185,7 @@ pub(crate) async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
     for l in load {
         let r = l.await??;
         requests += r.requests;
-        errors += r.errors + r.status_5xx;
+        errors += r.errors;
     }
     println!("\nClients: {requests} requests over 3 replicas, {errors} errors (the chain answered every failed v2 attempt)");
     for r in &replicas {

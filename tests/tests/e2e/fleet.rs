@@ -214,6 +214,16 @@ async fn a_change_on_one_replica_is_in_force_on_every_replica() {
         10,
         "no leader agreed on"
     );
+    // `serin status` shows the fleet.
+    let out = std::process::Command::new(serin_tests::serin_bin())
+        .args(["status", "--admin", &fleet.admin(1, "")])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("fleet: this replica b") && table.contains("(leader)"),
+        "{table}"
+    );
 
     // A change on A: in force on B and C, recorded there as A's.
     let r = fleet.set(0, json!({"v1": 70, "v2": 30})).await;
@@ -563,10 +573,23 @@ async fn a_partitioned_replica_pulls_a_failing_canary_by_itself_and_writes_it_ba
             fleet.weights(i).await
         );
     }
-    let e = TestClient::http1()
-        .get(&fleet.admin(2, "/api/v1/events"), &[])
-        .await
-        .json();
+    // C says which way it went (recorded once its write-back returns).
+    let events = || async {
+        TestClient::http1()
+            .get(&fleet.admin(2, "/api/v1/events"), &[])
+            .await
+            .json()
+    };
+    assert_eventually!(
+        events().await["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "fleet_rejoined"),
+        5,
+        "c never recorded fleet_rejoined"
+    );
+    let e = events().await;
     let kinds: Vec<&str> = e["events"]
         .as_array()
         .unwrap()
