@@ -85,6 +85,8 @@ const SLOTS_EVERY: Duration = Duration::from_millis(500);
 pub struct EtcdStore {
     calls: mpsc::UnboundedSender<Call>,
     node: String,
+    /// The state directory's copy, for a start while etcd is away.
+    mirror: LocalStore,
     /// The fleet as last read (every heartbeat).
     view: Arc<Mutex<FleetView>>,
     /// This replica is the elected leader (as of the last heartbeat).
@@ -102,6 +104,9 @@ enum Call {
         based_on: u64,
         state: Box<LiveState>,
         event: Box<Event>,
+        /// The caller stops waiting then: a save not begun by then is
+        /// not made (the caller answered 503; nothing may change).
+        deadline: std::time::Instant,
         reply: std::sync::mpsc::SyncSender<Result<u64, StoreError>>,
     },
     Follow(Weak<Live>),
@@ -193,6 +198,10 @@ struct Worker {
     pending: Option<(u64, LiveState, Event)>,
     /// The fleet audit chain's head, as of the last state seen.
     head: Head,
+    /// The last state this replica wrote, until its caller has it.
+    written: Option<Stored>,
+    /// When this replica, leading, last compacted etcd's history.
+    compacted: Option<tokio::time::Instant>,
     /// The chain's mirror, `state.dir/fleet-audit.log`, and its last seq.
     chain: Option<(crate::audit::AuditLog, u64)>,
     /// This replica's revisions archive: every fleet routing file it puts
@@ -246,6 +255,8 @@ impl EtcdStore {
             reached: None,
             pending: None,
             head: Head::default(),
+            written: None,
+            compacted: None,
             chain: open_chain(state_dir),
             revisions: crate::revisions::Revisions::new(state_dir, keep_revisions),
             campaign: None,
@@ -259,6 +270,7 @@ impl EtcdStore {
         Ok(Arc::new(Self {
             calls,
             node: cluster.node.clone(),
+            mirror: LocalStore::new(state_dir),
             view,
             leader,
             partitioned,
@@ -297,14 +309,30 @@ impl EtcdStore {
 
 impl Store for EtcdStore {
     fn load(&self) -> Result<Option<Stored>, StoreError> {
-        self.ask(Call::Load)
+        match self.ask(Call::Load) {
+            // Etcd too slow at start: serve the last state mirrored here;
+            // the worker catches up (and puts the fleet's in force) once
+            // etcd answers.
+            Err(StoreError::Unavailable(why)) => {
+                tracing::warn!(%why, "fleet: starting on the state mirrored here");
+                Ok(self.mirror.load()?.map(|s| Stored {
+                    node: Some(self.node.clone()),
+                    ..s
+                }))
+            }
+            other => other,
+        }
     }
 
     fn save(&self, based_on: u64, state: &LiveState, event: &Event) -> Result<u64, StoreError> {
+        // The worker must begin within the caller's wait, with room for
+        // the transaction itself.
+        let deadline = std::time::Instant::now() + CALL_TIMEOUT / 2;
         self.ask(|reply| Call::Save {
             based_on,
             state: Box::new(state.clone()),
             event: Box::new(event.clone()),
+            deadline,
             reply,
         })
     }
@@ -419,8 +447,11 @@ impl Worker {
                     self.adopt(stored);
                 }
                 Ok(stored) => {
-                    if stored.version > self.seen {
-                        if let Some(e) = &stored.saved.last_event {
+                    // This replica's own last write: `Live` may not have it
+                    // (a restart that loaded the mirror, a caller that gave
+                    // up); it ignores it if it does.
+                    if let Some(e) = &stored.saved.last_event {
+                        if stored.version >= self.seen {
                             self.head = Head {
                                 seq: e.seq,
                                 hash: e.hash.clone(),
@@ -428,6 +459,7 @@ impl Worker {
                         }
                     }
                     self.seen = self.seen.max(stored.version);
+                    self.push(stored);
                 }
                 Err(e) => tracing::error!(error = %e, "fleet: unreadable state in etcd"),
             }
@@ -518,9 +550,13 @@ impl Worker {
 
     async fn connected(&mut self) -> Option<Client> {
         if self.client.is_none() {
+            // HTTP/2 keep-alive: a link that silently drops packets ends
+            // the watches within seconds, and they are started again.
             let options = ConnectOptions::new()
                 .with_connect_timeout(Duration::from_secs(2))
-                .with_timeout(CALL_TIMEOUT);
+                .with_timeout(CALL_TIMEOUT / 2)
+                .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+                .with_keep_alive_while_idle(true);
             match Client::connect(&self.endpoints, Some(options)).await {
                 Ok(c) => self.client = Some(c),
                 Err(e) => {
@@ -541,10 +577,24 @@ impl Worker {
                 based_on,
                 state,
                 event,
+                deadline,
                 reply,
             } => {
+                if std::time::Instant::now() >= deadline {
+                    let _ = reply.send(Err(StoreError::Unavailable(
+                        "etcd was too slow to answer; nothing was changed".into(),
+                    )));
+                    return;
+                }
                 let got = self.save(based_on, *state, *event).await;
-                let _ = reply.send(got);
+                let saved = got.is_ok();
+                if reply.send(got).is_err() && saved {
+                    // The caller gave up, yet the fleet has the change: put
+                    // it in force here too rather than serve the old table.
+                    if let Some(own) = self.written.take() {
+                        self.push(own);
+                    }
+                }
             }
             Call::Follow(live) => self.live = Some(live),
         }
@@ -613,19 +663,20 @@ impl Worker {
             return Err(StoreError::Unavailable("etcd is unreachable".into()));
         };
         let key = self.key("state");
+        let audit_key = self.key(&format!("audit/{:020}", head.seq));
         let txn = Txn::new()
-            .when([Compare::mod_revision(
-                key.clone(),
-                CompareOp::Equal,
-                i64::try_from(based_on).unwrap_or(i64::MAX),
-            )])
+            .when([
+                Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    i64::try_from(based_on).unwrap_or(i64::MAX),
+                ),
+                // An entry is never overwritten: the chain cannot fork.
+                Compare::create_revision(audit_key.clone(), CompareOp::Equal, 0),
+            ])
             .and_then([
                 TxnOp::put(key.clone(), value.clone(), None),
-                TxnOp::put(
-                    self.key(&format!("audit/{:020}", head.seq)),
-                    entry_json,
-                    None,
-                ),
+                TxnOp::put(audit_key, entry_json, None),
             ])
             .or_else([TxnOp::get(key, None)]);
         let resp = match client.txn(txn).await {
@@ -643,6 +694,7 @@ impl Worker {
             self.head = head;
             if let Ok(stored) = parse(&value, i64::try_from(version).unwrap_or(0)) {
                 self.mirror_state(&stored);
+                self.written = Some(stored);
             }
             self.mirror_entry(&entry);
             return Ok(version);
@@ -651,13 +703,27 @@ impl Worker {
             TxnOpResponse::Get(g) => g
                 .kvs()
                 .first()
-                .map(|kv| parse(kv.value(), kv.mod_revision())),
+                .map(|kv| parse_with_head(kv.value(), kv.mod_revision())),
             _ => None,
         });
         match current {
-            Some(Ok(current)) => Err(StoreError::Conflict {
-                current: Box::new(current),
-            }),
+            Some(Ok((current, head))) => {
+                // `Live` puts this state in force (the conflict's answer):
+                // the worker follows it at once, head included, so the
+                // next save chains after the right entry.
+                if current.version > self.seen {
+                    self.seen = current.version;
+                    self.head = head;
+                    self.keep_revision(&current);
+                    self.mirror_state(&current);
+                    if let Some(e) = &current.saved.last_event {
+                        self.mirror_entry(e);
+                    }
+                }
+                Err(StoreError::Conflict {
+                    current: Box::new(current),
+                })
+            }
             Some(Err(e)) => Err(e),
             None => Err(StoreError::Unavailable(
                 "the fleet's state vanished meanwhile".into(),
@@ -701,7 +767,7 @@ impl Worker {
         match self.save(base, state.clone(), event.clone()).await {
             Ok(version) => {
                 if let Some(live) = self.live.as_ref().and_then(Weak::upgrade) {
-                    live.advance(version);
+                    tokio::task::spawn_blocking(move || live.advance(version));
                 }
                 self.note(
                     EventKind::FleetRejoined,
@@ -735,11 +801,15 @@ impl Worker {
     /// Records `kind` in this replica's log.
     fn note(&self, kind: EventKind, reason: String) {
         if let Some(live) = self.live.as_ref().and_then(Weak::upgrade) {
-            live.shared().events.record(crate::event::Draft::new(
-                crate::event::Actor::Engine,
-                kind,
-                reason,
-            ));
+            // Off this thread: the journal's lock may be held by a caller
+            // waiting on this worker.
+            tokio::task::spawn_blocking(move || {
+                live.shared().events.record(crate::event::Draft::new(
+                    crate::event::Actor::Engine,
+                    kind,
+                    reason,
+                ));
+            });
         }
     }
 
@@ -778,22 +848,29 @@ impl Worker {
         }
         self.seen = stored.version;
         self.keep_revision(&stored);
+        // The newer state's event is the chain's head, whatever this
+        // replica believed before.
         if let Some(e) = &stored.saved.last_event {
-            if e.seq > self.head.seq {
-                self.head = Head {
-                    seq: e.seq,
-                    hash: e.hash.clone(),
-                };
-                self.mirror_entry(e);
-            }
+            self.head = Head {
+                seq: e.seq,
+                hash: e.hash.clone(),
+            };
+            self.mirror_entry(e);
         }
         self.mirror_state(&stored);
+        self.push(stored);
+    }
+
+    /// Puts `stored` in force in `Live` (off this thread: `Live`'s lock may
+    /// be held by a caller waiting on this worker). `Live` ignores a state
+    /// not newer than its own.
+    fn push(&self, stored: Stored) {
         let Some(live) = self.live.as_ref().and_then(Weak::upgrade) else {
             return;
         };
         tokio::task::spawn_blocking(move || {
             if let Err(e) = live.adopt(stored) {
-                tracing::error!(error = %e, "fleet: a state another replica saved does not compile here; kept the table in force");
+                tracing::error!(error = %e, "fleet: the fleet's state does not compile here; kept the table in force");
             }
         });
     }
@@ -896,6 +973,7 @@ impl Worker {
             }
         }
         self.elect(&mut client).await;
+        self.compact(&mut client).await;
         let nodes = client
             .get(self.key("nodes/"), Some(GetOptions::new().with_prefix()))
             .await;
@@ -961,6 +1039,30 @@ impl Worker {
             tracing::info!(node = %self.node, leader = me, "fleet: leadership changed");
         }
         self.view_mut(|v| v.leader = leader);
+    }
+
+    /// The leader compacts etcd's history every minute, keeping the last
+    /// `KEEP_REVISIONS` (presence and slots are put several times a second
+    /// and would fill etcd's quota). Current keys — the state, the audit
+    /// chain — are never compacted away, only their older versions.
+    async fn compact(&mut self, client: &mut Client) {
+        const EVERY: Duration = Duration::from_secs(60);
+        const KEEP_REVISIONS: i64 = 10_000;
+        if !self.leader.load(Ordering::Relaxed)
+            || self.compacted.is_some_and(|t| t.elapsed() < EVERY)
+        {
+            return;
+        }
+        self.compacted = Some(tokio::time::Instant::now());
+        let Ok(resp) = client.get(self.key("state"), None).await else {
+            return;
+        };
+        let revision = resp.header().map_or(0, |h| h.revision()) - KEEP_REVISIONS;
+        if revision > 0 {
+            if let Err(e) = client.compact(revision, None).await {
+                tracing::debug!(error = %e, "fleet: compaction");
+            }
+        }
     }
 
     /// Refreshes the presence lease (a new one if it is gone).

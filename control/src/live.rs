@@ -276,9 +276,19 @@ impl Shared {
 pub struct Live {
     table: ArcSwap<Snapshot>,
     inner: Mutex<Inner>,
+    /// `inner`'s config and state as of the last change, for readers: a
+    /// reader never waits on a change in progress (which, in a fleet,
+    /// waits on etcd).
+    view: ArcSwap<View>,
     shared: Shared,
     /// Where the state is kept (`store.rs`).
     store: Arc<dyn Store>,
+}
+
+/// What readers see of [`Inner`].
+struct View {
+    config: Arc<Config>,
+    state: LiveState,
 }
 
 struct Inner {
@@ -367,10 +377,15 @@ impl Live {
     ) -> Result<Self, LiveError> {
         let snapshot = compile::compile(&config, &state, &shared)?;
         weights_to_metrics(&snapshot);
+        let config = Arc::new(config);
         Ok(Self {
             table: ArcSwap::from_pointee(snapshot),
+            view: ArcSwap::from_pointee(View {
+                config: config.clone(),
+                state: state.clone(),
+            }),
             inner: Mutex::new(Inner {
-                config: Arc::new(config),
+                config,
                 state,
                 version,
             }),
@@ -421,6 +436,7 @@ impl Live {
         inner.config = config;
         inner.state = next;
         inner.version = stored.version;
+        self.publish(inner);
         weights_to_metrics(&snapshot);
         self.table.store(Arc::new(snapshot));
         Ok(true)
@@ -437,9 +453,18 @@ impl Live {
         self.table.load_full()
     }
 
-    /// The routing file the table was compiled from.
+    /// The routing file the table was compiled from. Never waits on a
+    /// change in progress.
     pub fn config(&self) -> Arc<Config> {
-        self.lock().config.clone()
+        self.view.load().config.clone()
+    }
+
+    /// `inner` as readers see it from now on.
+    fn publish(&self, inner: &Inner) {
+        self.view.store(Arc::new(View {
+            config: inner.config.clone(),
+            state: inner.state.clone(),
+        }));
     }
 
     /// The state in force is the store's `version` now (a fleet's replica
@@ -466,9 +491,10 @@ impl Live {
         &self.shared
     }
 
-    /// The live state (what the routing file does not say).
+    /// The live state (what the routing file does not say). Never waits
+    /// on a change in progress.
     pub fn state(&self) -> LiveState {
-        self.lock().state.clone()
+        self.view.load().state.clone()
     }
 
     /// The one way live state changes: `change` edits a copy of the state;
@@ -572,6 +598,7 @@ impl Live {
         inner.config = config;
         inner.state = next;
         inner.version = version;
+        self.publish(inner);
         Ok((snapshot, event))
     }
 

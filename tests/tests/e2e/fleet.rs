@@ -313,6 +313,10 @@ async fn of_two_conflicting_changes_exactly_one_wins() {
     .await
     .unwrap();
     drop((x, y));
+    // The fleet's chain did not fork: y's entry follows x's, and the chain
+    // reaches the head the state records.
+    let chain = serin_control::fleet::verify_cluster(&cluster(&etcd, "/serin/cas", "z")).await;
+    assert_eq!(chain, Ok(2), "{chain:?}");
 
     // Over the API: two replicas changing the same route at once, many
     // times: every answer is 200 or 409 with the state that won, and the
