@@ -94,6 +94,24 @@ impl AuditLog {
     pub fn append(&mut self, event: &mut Event) -> io::Result<()> {
         event.prev_hash.clone_from(&self.last_hash);
         event.hash = hash_of(event)?;
+        self.write(event)
+    }
+
+    /// Appends `event` as it is, already chained elsewhere (a fleet's
+    /// chain, mirrored): written only if it follows the last entry
+    /// (`prev_hash`); returns whether it was.
+    ///
+    /// # Errors
+    /// When the write or the sync fails.
+    pub fn append_chained(&mut self, event: &Event) -> io::Result<bool> {
+        if event.prev_hash != self.last_hash {
+            return Ok(false);
+        }
+        self.write(event).map(|()| true)
+    }
+
+    /// Writes a chained `event` as the next line, durably.
+    fn write(&mut self, event: &Event) -> io::Result<()> {
         let mut line = serde_json::to_vec(event)?;
         line.push(b'\n');
         let len = self.file.metadata()?.len();
@@ -109,31 +127,6 @@ impl AuditLog {
         }
         self.last_hash.clone_from(&event.hash);
         Ok(())
-    }
-
-    /// Appends `event` as it is, already chained elsewhere (a fleet's
-    /// chain, mirrored): written only if it follows the last entry
-    /// (`prev_hash`); returns whether it was.
-    ///
-    /// # Errors
-    /// When the write or the sync fails.
-    pub fn append_chained(&mut self, event: &Event) -> io::Result<bool> {
-        if event.prev_hash != self.last_hash {
-            return Ok(false);
-        }
-        let mut line = serde_json::to_vec(event)?;
-        line.push(b'\n');
-        let len = self.file.metadata()?.len();
-        if let Err(e) = self
-            .file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data())
-        {
-            let _ = self.file.set_len(len);
-            return Err(e);
-        }
-        self.last_hash.clone_from(&event.hash);
-        Ok(true)
     }
 
     /// The last entry's hash ([`GENESIS`] when empty).

@@ -124,6 +124,19 @@ async fn play_fleet(_: bool) -> Result<(), Box<dyn std::error::Error>> {
         .into())
 }
 
+/// The demo's three fake versions (v1, v1.5, v2), answering in 2–8 ms.
+fn fake_versions() -> std::io::Result<Vec<FakeHandle>> {
+    let fakes: Vec<FakeHandle> = ["v1", "v1.5", "v2"]
+        .into_iter()
+        .map(FakeVersion::start)
+        .collect::<Result<_, _>>()?;
+    for f in &fakes {
+        f.faults().set_latency(Duration::from_millis(2));
+        f.faults().set_latency_jitter(Duration::from_millis(6));
+    }
+    Ok(fakes)
+}
+
 /// One request forcing `version`: who answered, and how.
 async fn forced_request(http: std::net::SocketAddr, version: &str) -> String {
     use http_body_util::{BodyExt, Empty};
@@ -152,14 +165,7 @@ async fn forced_request(http: std::net::SocketAddr, version: &str) -> String {
 }
 
 async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
-    let fakes: Vec<FakeHandle> = ["v1", "v1.5", "v2"]
-        .into_iter()
-        .map(FakeVersion::start)
-        .collect::<Result<_, _>>()?;
-    for f in &fakes {
-        f.faults().set_latency(Duration::from_millis(2));
-        f.faults().set_latency_jitter(Duration::from_millis(6));
-    }
+    let fakes = fake_versions()?;
     // Each version flags some answers as poor in a header serin reads.
     fakes[0].faults().set_signal_rate(0.01);
     fakes[2].faults().set_signal_rate(0.03);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serin_control::Live;
-use serin_loadtest::{FakeHandle, FakeVersion, LoadConfig, Report};
+use serin_loadtest::{LoadConfig, Report};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -39,14 +39,7 @@ pub(crate) async fn play(keep: bool) -> Result<(), Box<dyn std::error::Error>> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let etcd = start_etcd(&dir).await?;
-    let fakes: Vec<FakeHandle> = ["v1", "v1.5", "v2"]
-        .into_iter()
-        .map(FakeVersion::start)
-        .collect::<Result<_, _>>()?;
-    for f in &fakes {
-        f.faults().set_latency(Duration::from_millis(2));
-        f.faults().set_latency_jitter(Duration::from_millis(6));
-    }
+    let fakes = super::fake_versions()?;
     let table = DEMO_TABLE
         .replace("{v1}", &fakes[0].url())
         .replace("{v15}", &fakes[1].url())

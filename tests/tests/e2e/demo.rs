@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use serin_tests::serin_bin;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_tells_the_story_and_exits_0() {
+/// Runs `serin ARGS` in an empty directory as a new user would: it must
+/// finish by itself with exit 0; its standard output.
+async fn demo(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let run = tokio::process::Command::new(serin_bin())
-        .arg("demo")
+        .args(args)
         .current_dir(dir.path())
         .kill_on_drop(true)
         .output();
@@ -17,13 +18,19 @@ async fn the_demo_tells_the_story_and_exits_0() {
         .await
         .expect("the demo finishes by itself within two minutes")
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "exit {:?}\n{text}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_tells_the_story_and_exits_0() {
+    let text = demo(&["demo"]).await;
     for step in [
         "rollout started",
         "x-serin-version: v1.5 (weight 0) → 200 OK from v1.5",
@@ -52,23 +59,7 @@ async fn the_demo_tells_the_story_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_demo_tells_the_story_on_three_replicas() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = tokio::process::Command::new(serin_bin())
-        .args(["demo", "--fleet"])
-        .current_dir(dir.path())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(150), run)
-        .await
-        .expect("the fleet demo finishes by itself")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{text}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = demo(&["demo", "--fleet"]).await;
     for step in [
         "leader: edge-",
         "v2 at 20% (progressing)",

@@ -161,6 +161,14 @@ impl Fleet {
             .await
     }
 
+    /// Replica `i`'s events (`query`: e.g. `?route=svc`).
+    async fn events(&self, i: usize, query: &str) -> Value {
+        TestClient::http1()
+            .get(&self.admin(i, &format!("/api/v1/events{query}")), &[])
+            .await
+            .json()
+    }
+
     /// The leader every live replica (those in `alive`) agrees on.
     async fn leader(&self, alive: &[usize]) -> Option<String> {
         let mut seen = Vec::new();
@@ -236,10 +244,7 @@ async fn a_change_on_one_replica_is_in_force_on_every_replica() {
             fleet.weights(i).await
         );
     }
-    let events = TestClient::http1()
-        .get(&fleet.admin(2, "/api/v1/events?route=svc"), &[])
-        .await
-        .json();
+    let events = fleet.events(2, "?route=svc").await;
     let mirrored = events["events"]
         .as_array()
         .unwrap()
@@ -387,10 +392,7 @@ async fn a_bad_canary_with_traffic_on_every_replica_is_rolled_back_on_all() {
     // mirrored by the others.
     let mut own = 0;
     for i in 0..3 {
-        let e = TestClient::http1()
-            .get(&fleet.admin(i, "/api/v1/events?route=svc"), &[])
-            .await
-            .json();
+        let e = fleet.events(i, "?route=svc").await;
         let done: Vec<&Value> = e["events"]
             .as_array()
             .unwrap()
@@ -500,10 +502,7 @@ async fn a_leader_killed_mid_rollback_is_replaced_and_the_rollback_goes_on_from_
             fleet.weights(i).await
         );
     }
-    let e = TestClient::http1()
-        .get(&fleet.admin(alive[0], "/api/v1/events?route=svc"), &[])
-        .await
-        .json();
+    let e = fleet.events(alive[0], "?route=svc").await;
     let steps: Vec<Value> = e["events"]
         .as_array()
         .unwrap()
@@ -578,12 +577,7 @@ async fn a_partitioned_replica_pulls_a_failing_canary_by_itself_and_writes_it_ba
         );
     }
     // C says which way it went (recorded once its write-back returns).
-    let events = || async {
-        TestClient::http1()
-            .get(&fleet.admin(2, "/api/v1/events"), &[])
-            .await
-            .json()
-    };
+    let events = || async { fleet.events(2, "").await };
     assert_eventually!(
         events().await["events"]
             .as_array()
