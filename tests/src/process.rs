@@ -20,6 +20,21 @@ pub struct SerinProcess {
     head: String,
 }
 
+/// `GET /healthz` on `admin` answers 200.
+fn healthy(admin: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(admin) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let req = format!("GET /healthz HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
+}
+
 /// A loopback address with a port that was free a moment ago.
 pub fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -70,8 +85,11 @@ impl SerinProcess {
             config: path,
             head,
         };
+        // `/healthz` answering, not only the port accepting: the listeners
+        // are bound before serin starts serving (and watching its file),
+        // and a test that writes the file in between would go unseen.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(admin).is_err() {
+        while !healthy(admin) {
             assert!(Instant::now() < deadline, "serin did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
