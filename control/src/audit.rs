@@ -6,10 +6,20 @@
 //! entry as JSON with sorted keys and without `hash`. An edited line fails
 //! its own hash; a deleted or reordered line breaks the next `prev_hash`
 //! (and the `seq` run).
+//!
+//! Every log has one writer, [`AuditWriter`]: a thread of its own that
+//! appends entries already chained by their journal (the replica's
+//! `Events`, the fleet's chain mirror), in order, many to one `fsync`.
+//! Whoever records an event never waits on the disk unless it asks to
+//! ([`AuditWriter::wait`]): the tasks sharing a runtime with the accept
+//! loops (breaker monitor, health prober, certificate reload) just hand
+//! their line over.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -19,13 +29,35 @@ use crate::event::Event;
 /// `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// An open, appendable audit log.
+/// An audit log's one writer: a thread that appends chained entries in
+/// the order they were handed over and syncs them. Dropping the writer
+/// writes what is pending and ends the thread.
 #[derive(Debug)]
-pub struct AuditLog {
+pub struct AuditWriter {
     path: PathBuf,
-    file: File,
-    last_hash: String,
+    tx: Option<mpsc::Sender<Vec<u8>>>,
+    progress: Arc<Progress>,
+    /// Lines handed over so far (the ticket of the last one).
+    sent: u64,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// How far the writer got, for those who wait.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Tickets up to this one are on disk, synced.
+    durable: Mutex<u64>,
+    changed: Condvar,
+}
+
+/// A line handed to an [`AuditWriter`]: on disk once
+/// [`AuditWriter::wait`] says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+/// Waits for an [`AuditWriter`]'s lines.
+#[derive(Debug, Clone)]
+pub struct Waiter(Arc<Progress>);
 
 /// Why a log does not verify.
 #[derive(Debug, thiserror::Error)]
@@ -40,104 +72,203 @@ pub enum VerifyError {
     Broken { line: usize, why: String },
 }
 
-// === impl AuditLog ===
+// === impl AuditWriter ===
 
-impl AuditLog {
-    /// Opens (or creates) the log and returns the events already in it.
+impl AuditWriter {
+    /// Opens (or creates) the log, returns the entries already in it and
+    /// starts its writer thread.
     ///
     /// # Errors
-    /// When the file cannot be read or created, or an existing line is not
-    /// an event (a torn last line from a crash is dropped, not an error).
+    /// When the file cannot be read or created, an existing line is not an
+    /// event (a torn last line from a crash is dropped, not an error), or
+    /// the thread cannot be started.
     pub fn open(path: &Path) -> io::Result<(Self, Vec<Event>)> {
-        let mut events = Vec::new();
-        let mut last_hash = GENESIS.to_owned();
-        if path.exists() {
-            let text = std::fs::read_to_string(path)?;
-            let lines: Vec<&str> = text.lines().collect();
-            for (i, line) in lines.iter().enumerate() {
-                match serde_json::from_str::<Event>(line) {
-                    Ok(e) => {
-                        last_hash.clone_from(&e.hash);
-                        events.push(e);
-                    }
-                    // A crash can tear the last line only: the write of one
-                    // line is the last thing an append does.
-                    Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {
-                        tracing::warn!(path = %path.display(), "dropping a torn last audit line");
-                        truncate_to(path, text.len() - line.len())?;
-                    }
-                    Err(e) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("{}: line {}: {e}", path.display(), i + 1),
-                        ))
-                    }
-                }
-            }
-        }
+        let events = read_log(path)?;
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok((
-            Self {
-                path: path.to_owned(),
-                file,
-                last_hash,
-            },
-            events,
-        ))
+        let (tx, rx) = mpsc::channel();
+        let progress = Arc::new(Progress::default());
+        let thread = {
+            let progress = progress.clone();
+            let path = path.to_owned();
+            std::thread::Builder::new()
+                .name("serin-audit".into())
+                .spawn(move || write_lines(&path, file, &rx, &progress))?
+        };
+        let writer = Self {
+            path: path.to_owned(),
+            tx: Some(tx),
+            progress,
+            sent: 0,
+            thread: Some(thread),
+        };
+        Ok((writer, events))
     }
 
-    /// Chains `event` to the log (fills `prev_hash` and `hash`) and writes
-    /// it durably before returning.
+    /// Hands `event`, already chained (`prev_hash`, `hash`), to the writer
+    /// thread as the log's next line. Never waits on the disk.
     ///
     /// # Errors
-    /// When the write or the sync fails; the event is then not chained.
-    pub fn append(&mut self, event: &mut Event) -> io::Result<()> {
-        event.prev_hash.clone_from(&self.last_hash);
-        event.hash = hash_of(event)?;
-        self.write(event)
-    }
-
-    /// Appends `event` as it is, already chained elsewhere (a fleet's
-    /// chain, mirrored): written only if it follows the last entry
-    /// (`prev_hash`); returns whether it was.
-    ///
-    /// # Errors
-    /// When the write or the sync fails.
-    pub fn append_chained(&mut self, event: &Event) -> io::Result<bool> {
-        if event.prev_hash != self.last_hash {
-            return Ok(false);
-        }
-        self.write(event).map(|()| true)
-    }
-
-    /// Writes a chained `event` as the next line, durably.
-    fn write(&mut self, event: &Event) -> io::Result<()> {
+    /// When the event cannot be serialized.
+    pub fn append(&mut self, event: &Event) -> io::Result<Ticket> {
         let mut line = serde_json::to_vec(event)?;
         line.push(b'\n');
-        let len = self.file.metadata()?.len();
-        if let Err(e) = self
-            .file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data())
-        {
-            // A torn or unsynced line would break the chain under every
-            // later one: cut it off, so the event can be appended again.
-            let _ = self.file.set_len(len);
-            return Err(e);
+        if let Some(tx) = &self.tx {
+            // The thread ends only when `tx` is dropped.
+            let _ = tx.send(line);
         }
-        self.last_hash.clone_from(&event.hash);
-        Ok(())
+        self.sent += 1;
+        Ok(Ticket(self.sent))
     }
 
-    /// The last entry's hash ([`GENESIS`] when empty).
-    pub fn last_hash(&self) -> &str {
-        &self.last_hash
+    /// The ticket of the last line handed over.
+    pub fn last(&self) -> Ticket {
+        Ticket(self.sent)
+    }
+
+    /// What waits for this writer's lines to be on disk, apart from it
+    /// (the writer itself may sit behind its journal's lock).
+    pub fn waiter(&self) -> Waiter {
+        Waiter(self.progress.clone())
     }
 
     /// Where the log lives.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+impl Drop for AuditWriter {
+    fn drop(&mut self) {
+        // The thread writes what it was handed, then sees the channel closed.
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// === impl Waiter ===
+
+impl Waiter {
+    /// Waits until the line of `ticket` (and every one before it) is on
+    /// disk, at most `limit`; returns whether it is.
+    pub fn wait(&self, ticket: Ticket, limit: Duration) -> bool {
+        self.0.wait(ticket.0, limit)
+    }
+}
+
+// === impl Progress ===
+
+impl Progress {
+    fn wait(&self, ticket: u64, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
+        while *durable < ticket {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            durable = self
+                .changed
+                .wait_timeout(durable, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    fn done(&self, ticket: u64) {
+        *self.durable.lock().unwrap_or_else(|p| p.into_inner()) = ticket;
+        self.changed.notify_all();
+    }
+}
+
+/// The writer thread: whatever is waiting is written in one go and synced
+/// once. A failed write is cut off (a torn or unsynced line would break
+/// the chain under every later one) and retried, with what came since,
+/// a second later: the lines stay in order and none is dropped.
+fn write_lines(path: &Path, mut file: File, rx: &mpsc::Receiver<Vec<u8>>, progress: &Progress) {
+    let mut pending: Vec<u8> = Vec::new();
+    let (mut written, mut queued) = (0_u64, 0_u64);
+    let mut open = true;
+    while open || queued > written {
+        let next = if queued > written {
+            rx.recv_timeout(Duration::from_secs(1))
+                .map_err(|e| match e {
+                    mpsc::RecvTimeoutError::Timeout => None,
+                    mpsc::RecvTimeoutError::Disconnected => Some(()),
+                })
+        } else {
+            rx.recv().map_err(|_| Some(()))
+        };
+        match next {
+            Ok(line) => {
+                pending.extend_from_slice(&line);
+                queued += 1;
+                while let Ok(line) = rx.try_recv() {
+                    pending.extend_from_slice(&line);
+                    queued += 1;
+                }
+            }
+            Err(Some(())) => open = false,
+            Err(None) => {}
+        }
+        if queued == written {
+            continue;
+        }
+        match append_synced(&mut file, &pending) {
+            Ok(()) => {
+                pending.clear();
+                written = queued;
+                progress.done(written);
+            }
+            Err(e) if open => {
+                tracing::error!(path = %path.display(), error = %e, pending = queued - written, "audit log write failed; retried in a second");
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, lost = queued - written, "audit log write failed at shutdown");
+                return;
+            }
+        }
+    }
+}
+
+fn append_synced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    let wrote = file.write_all(bytes).and_then(|()| file.sync_data());
+    if wrote.is_err() {
+        let _ = file.set_len(len);
+    }
+    wrote
+}
+
+/// The entries of the log at `path` (none when it does not exist); a torn
+/// last line is cut off the file.
+fn read_log(path: &Path) -> io::Result<Vec<Event>> {
+    let mut events = Vec::new();
+    if !path.exists() {
+        return Ok(events);
+    }
+    let text = std::fs::read_to_string(path)?;
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<Event>(line) {
+            Ok(e) => events.push(e),
+            // A crash can tear only the end: lines are written in order,
+            // and an append is the last thing a write does.
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {
+                tracing::warn!(path = %path.display(), "dropping a torn last audit line");
+                truncate_to(path, text.len() - line.len())?;
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: line {}: {e}", path.display(), i + 1),
+                ))
+            }
+        }
+    }
+    Ok(events)
 }
 
 /// Chains `event` after an entry whose hash is `prev_hash`: fills its

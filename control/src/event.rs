@@ -2,20 +2,27 @@
 //!
 //! `Events` is the journal: a bounded in-memory ring the API reads, a
 //! broadcast for followers and, when serin has a state directory, the
-//! hash-chained audit log (`audit.rs`) each event is written to durably
-//! before `record` returns. It is control-side only: the request path never
-//! records an event; background tasks and API handlers do.
+//! hash-chained audit log (`audit.rs`). The journal chains each event and
+//! hands its line to the log's writer thread: `record` never waits on the
+//! disk (it is called from tasks beside the accept loops), and
+//! `record_durably`, the record of a state change, returns once its line
+//! is on disk. It is control-side only: the request path never records an
+//! event; background tasks and API handlers do.
 
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditWriter, Ticket};
+
+/// How long the record of a state change waits for its audit line: a
+/// disk slower than this is logged, and the line written when it can be.
+const DURABLE_WAIT: Duration = Duration::from_secs(5);
 
 /// Who made a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -121,16 +128,16 @@ pub struct Events {
 struct Ring {
     next_seq: u64,
     events: VecDeque<Event>,
-    audit: Option<AuditLog>,
-    /// Events whose audit write failed, oldest first: appended before the
-    /// next one, so the log keeps every seq in order.
-    unwritten: Vec<Event>,
+    audit: Option<AuditWriter>,
+    /// The chain's last hash: the next entry's `prev_hash`.
+    head: String,
 }
 
-/// `draft` as the next event: seq and time assigned, not yet chained.
-fn stamp(ring: &Ring, draft: Draft) -> Event {
+/// `draft` as an event: its time assigned; its seq and chain are the
+/// journal's to give when it is published.
+fn stamp(draft: Draft) -> Event {
     Event {
-        seq: ring.next_seq,
+        seq: 0,
         time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         actor: draft.actor,
         kind: draft.kind.as_str().to_owned(),
@@ -292,7 +299,7 @@ impl Events {
                 next_seq: 1,
                 events: VecDeque::new(),
                 audit: None,
-                unwritten: Vec::new(),
+                head: crate::audit::GENESIS.to_owned(),
             }),
             tx,
             capacity: capacity.max(1),
@@ -306,11 +313,14 @@ impl Events {
     /// When the directory or the log cannot be created or read.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let (audit, past) = AuditLog::open(&dir.join("audit.log"))?;
+        let (audit, past) = AuditWriter::open(&dir.join("audit.log"))?;
         let me = Self::default();
         {
             let mut ring = me.ring.lock().unwrap_or_else(|p| p.into_inner());
             ring.next_seq = past.last().map_or(1, |e| e.seq + 1);
+            if let Some(last) = past.last() {
+                ring.head.clone_from(&last.hash);
+            }
             let skip = past.len().saturating_sub(me.capacity);
             ring.events.extend(past.into_iter().skip(skip));
             ring.audit = Some(audit);
@@ -319,75 +329,123 @@ impl Events {
     }
 
     /// Records an event that changes no saved state (a breaker opened, a
-    /// file refused) and returns it as stored. With an audit log, the event
-    /// is on disk before this returns; a failed write is logged loudly and
-    /// the event is kept in memory.
+    /// file refused) and returns it as stored. With an audit log, its line
+    /// is handed to the log's writer: on disk within milliseconds, without
+    /// this caller waiting ([`Events::flush`] waits).
     pub fn record(&self, draft: Draft) -> Event {
+        let event = stamp(draft);
         let mut ring = self.lock();
-        let event = stamp(&ring, draft);
-        self.publish(&mut ring, event)
+        self.publish(&mut ring, event).0
     }
 
     /// Records the event of a state change: `save` gets the event with its
-    /// seq and time and makes the new state durable (with the event in it)
-    /// before the event is appended to the audit log. No other event can
-    /// come in between, so the saved event's seq is the next line's.
+    /// time (its seq is the journal's to give) and makes the new state
+    /// durable, the event in it, before the event is journaled; this
+    /// returns once its audit line is on disk too. A crash in between
+    /// leaves the event in the saved state, and [`Events::recover`] puts
+    /// it in the log at the next start. The journal is not held while
+    /// `save` runs (a fleet's is a round trip to etcd): other events are
+    /// recorded meanwhile. Callers serialize their state changes.
     ///
     /// # Errors
-    /// `save`'s: nothing is recorded then, and the seq is not used.
+    /// `save`'s: nothing is recorded then.
     pub fn record_durably<T, E>(
         &self,
         draft: Draft,
         save: impl FnOnce(&Event) -> Result<T, E>,
     ) -> Result<(Event, T), E> {
-        let mut ring = self.lock();
-        let event = stamp(&ring, draft);
+        let event = stamp(draft);
         let saved = save(&event)?;
-        Ok((self.publish(&mut ring, event), saved))
+        let mut ring = self.lock();
+        let (event, ticket) = self.publish(&mut ring, event);
+        drop(ring);
+        if let Some(ticket) = ticket {
+            self.wait(ticket);
+        }
+        Ok((event, saved))
+    }
+
+    /// Waits until every event recorded so far is on disk (a shutdown, a
+    /// reader of the file), as long as a state change would.
+    pub fn flush(&self) {
+        let last = self.lock().audit.as_ref().map(AuditWriter::last);
+        if let Some(ticket) = last {
+            self.wait(ticket);
+        }
+    }
+
+    fn wait(&self, ticket: Ticket) {
+        let ring = self.lock();
+        let Some(audit) = ring.audit.as_ref() else {
+            return;
+        };
+        // Waiting must not hold the journal: other events go on.
+        let waiter = audit.waiter();
+        let path = audit.path().to_owned();
+        drop(ring);
+        if !waiter.wait(ticket, DURABLE_WAIT) {
+            tracing::error!(path = %path.display(), "audit log: an entry is not on disk yet; written when the disk takes it");
+        }
     }
 
     /// Records an event another replica of the fleet recorded (its actor,
     /// kind, reason and time kept), as this journal's next entry.
     pub fn record_foreign(&self, mut event: Event) -> Event {
         let mut ring = self.lock();
-        event.seq = ring.next_seq;
         event.prev_hash.clear();
         event.hash.clear();
-        self.publish(&mut ring, event)
+        self.publish(&mut ring, event).0
     }
 
-    /// Appends `event`, saved with a state whose audit line a crash (or a
-    /// failed write) lost, if the log does not have it yet: its seq is the
-    /// next one. Returns whether it was appended.
+    /// Appends `event`, saved with a state whose audit line a crash lost,
+    /// if the journal does not hold it (the same time, kind, route, version
+    /// and reason) and is not newer than it: as the next entry. Returns
+    /// whether it was appended; once it is, it is on disk.
     pub fn recover(&self, event: &Event) -> bool {
         let mut ring = self.lock();
-        if event.seq != ring.next_seq {
+        let same = |e: &Event| {
+            (&e.time, &e.kind, &e.route, &e.version, &e.reason)
+                == (
+                    &event.time,
+                    &event.kind,
+                    &event.route,
+                    &event.version,
+                    &event.reason,
+                )
+        };
+        // Times are RFC 3339 UTC with milliseconds: they sort as text. An
+        // entry older than the ring's oldest is not judged (it was written
+        // long ago, or the ring would hold it).
+        let older = ring.events.front().is_some_and(|e| event.time < e.time)
+            && ring.events.len() == self.capacity;
+        if older || ring.events.iter().rev().any(same) {
             return false;
         }
-        tracing::warn!(seq = event.seq, kind = %event.kind, "audit: the last change's entry was missing; appended from the state file");
-        self.publish(&mut ring, event.clone());
+        tracing::warn!(kind = %event.kind, time = %event.time, "audit: the last change's entry was missing; appended from the state file");
+        let (_, ticket) = self.publish(&mut ring, event.clone());
+        drop(ring);
+        if let Some(ticket) = ticket {
+            self.wait(ticket);
+        }
         true
     }
 
-    fn publish(&self, ring: &mut Ring, mut event: Event) -> Event {
-        let Ring {
-            audit, unwritten, ..
-        } = ring;
-        if let Some(audit) = audit.as_mut() {
-            while let Some(first) = unwritten.first_mut() {
-                if audit.append(first).is_err() {
-                    break;
+    /// `event` as the journal's next entry: chained, handed to the audit
+    /// writer (the ticket of its line), kept in the ring, broadcast.
+    fn publish(&self, ring: &mut Ring, mut event: Event) -> (Event, Option<Ticket>) {
+        event.seq = ring.next_seq;
+        let mut ticket = None;
+        if let Some(audit) = ring.audit.as_mut() {
+            let appended =
+                crate::audit::chain(&mut event, &ring.head).and_then(|()| audit.append(&event));
+            match appended {
+                Ok(t) => {
+                    ring.head.clone_from(&event.hash);
+                    ticket = Some(t);
                 }
-                unwritten.remove(0);
-            }
-            let appended = if unwritten.is_empty() {
-                audit.append(&mut event)
-            } else {
-                Err(std::io::Error::other("earlier entries are not written yet"))
-            };
-            if let Err(e) = appended {
-                tracing::error!(path = %audit.path().display(), error = %e, pending = unwritten.len() + 1, "audit log write failed; retried with the next event");
-                unwritten.push(event.clone());
+                Err(e) => {
+                    tracing::error!(path = %audit.path().display(), error = %e, seq = event.seq, "audit: an event could not be serialized; not in the log");
+                }
             }
         }
         ring.next_seq = event.seq + 1;
@@ -404,7 +462,7 @@ impl Events {
         );
         // No follower is fine.
         let _ = self.tx.send(event.clone());
-        event
+        (event, ticket)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {

@@ -202,8 +202,8 @@ struct Worker {
     written: Option<Stored>,
     /// When this replica, leading, last compacted etcd's history.
     compacted: Option<tokio::time::Instant>,
-    /// The chain's mirror, `state.dir/fleet-audit.log`, and its last seq.
-    chain: Option<(crate::audit::AuditLog, u64)>,
+    /// The chain's mirror, `state.dir/fleet-audit.log`, and its last entry.
+    chain: Option<(crate::audit::AuditWriter, Head)>,
     /// This replica's revisions archive: every fleet routing file it puts
     /// in force is kept there, so a restore works on any replica.
     revisions: crate::revisions::Revisions,
@@ -881,12 +881,16 @@ impl Worker {
         let Some((log, last)) = &mut self.chain else {
             return;
         };
-        if entry.seq != *last + 1 {
+        if entry.seq != last.seq + 1 || entry.prev_hash != last.hash {
             return;
         }
-        match log.append_chained(entry) {
-            Ok(true) => *last = entry.seq,
-            Ok(false) => {}
+        match log.append(entry) {
+            Ok(_) => {
+                *last = Head {
+                    seq: entry.seq,
+                    hash: entry.hash.clone(),
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "fleet: audit mirror not written"),
         }
     }
@@ -896,10 +900,10 @@ impl Worker {
         let (Some((_, last)), Some(mut client)) = (&self.chain, self.client.clone()) else {
             return;
         };
-        if *last >= self.head.seq {
+        if last.seq >= self.head.seq {
             return;
         }
-        let from = self.key(&format!("audit/{:020}", last + 1));
+        let from = self.key(&format!("audit/{:020}", last.seq + 1));
         let end = self.key("audit0");
         let Ok(resp) = client
             .get(from, Some(GetOptions::new().with_range(end)))
@@ -1148,14 +1152,20 @@ async fn watch(mut client: Client, key: String, from: u64, out: mpsc::UnboundedS
     }
 }
 
-/// `state.dir/fleet-audit.log`, opened, with its last seq.
-fn open_chain(state_dir: &std::path::Path) -> Option<(crate::audit::AuditLog, u64)> {
+/// `state.dir/fleet-audit.log`, opened, with its last entry.
+fn open_chain(state_dir: &std::path::Path) -> Option<(crate::audit::AuditWriter, Head)> {
     if let Err(e) = std::fs::create_dir_all(state_dir) {
         tracing::warn!(error = %e, "fleet: no audit mirror");
         return None;
     }
-    match crate::audit::AuditLog::open(&state_dir.join("fleet-audit.log")) {
-        Ok((log, past)) => Some((log, past.last().map_or(0, |e| e.seq))),
+    match crate::audit::AuditWriter::open(&state_dir.join("fleet-audit.log")) {
+        Ok((log, past)) => {
+            let last = past.last().map_or_else(Head::default, |e| Head {
+                seq: e.seq,
+                hash: e.hash.clone(),
+            });
+            Some((log, last))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "fleet: no audit mirror");
             None

@@ -3,9 +3,10 @@
 //! any moment leaves either the old state or the new one.
 //!
 //! The file also carries the event of the change that produced it
-//! (`last_event`, seq and time already assigned): the state is saved
+//! (`last_event`, its time assigned, its seq not yet): the state is saved
 //! before that event is appended to the audit log, so a crash between the
-//! two leaves the event here, and `Live::open` appends it at the next start.
+//! two leaves the event here, and `Live::open` appends it at the next
+//! start unless the log has it.
 //! Every saved change thus has exactly one audit entry.
 
 use std::collections::BTreeMap;

@@ -314,6 +314,7 @@ impl App {
         if let Some(log) = self.proxy.access() {
             log.flush();
         }
+        self.live.shared().events.flush();
         for task in background
             .into_iter()
             .chain(notifiers)
