@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use hdrhistogram::Histogram;
-use serin_control::telemetry::{Outcome, Telemetry, VersionStats};
+use serin_control::{Outcome, Telemetry, VersionStats};
 
 /// A spread of latencies so the histogram writes different counters.
 const LATENCIES: [Duration; 8] = [

@@ -36,11 +36,11 @@ use axum::Router;
 use crate::reload::Reloader;
 use crate::Live;
 
-pub use auth::{Auth, OpenAdmin};
-pub use body::BODY_LIMIT;
-pub use error::{ApiError, ErrorBody};
-pub use openapi::ApiDoc;
-pub use status::weight_json;
+pub use auth::Auth;
+pub(crate) use body::BODY_LIMIT;
+pub(crate) use error::{ApiError, ErrorBody};
+#[cfg(test)]
+use openapi::ApiDoc;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -52,6 +52,10 @@ pub struct ApiState {
     /// restore answer 409.
     pub reloader: Option<Arc<Reloader>>,
     pub auth: Arc<Auth>,
+    /// The engine whose verdicts `status` quotes.
+    pub engine: Arc<crate::engine::Engine>,
+    /// The drills started through this API, running and done.
+    pub drills: Arc<crate::drill::Drills>,
 }
 
 /// One endpoint: method, path (axum and OpenAPI spell `{param}` alike) and
@@ -73,7 +77,15 @@ impl ApiState {
             prometheus: crate::metrics::install(),
             reloader: None,
             auth: Arc::new(Auth::open()),
+            engine: Arc::default(),
+            drills: Arc::default(),
         }
+    }
+
+    /// The engine running over `live` (its verdicts in `status`).
+    pub fn with_engine(mut self, engine: Arc<crate::engine::Engine>) -> Self {
+        self.engine = engine;
+        self
     }
 
     /// Reload and restore act on this routing file.

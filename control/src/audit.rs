@@ -27,13 +27,13 @@ use sha2::{Digest, Sha256};
 use crate::event::Event;
 
 /// `prev_hash` of the first entry.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// An audit log's one writer: a thread that appends chained entries in
 /// the order they were handed over and syncs them. Dropping the writer
 /// writes what is pending and ends the thread.
 #[derive(Debug)]
-pub struct AuditWriter {
+pub(crate) struct AuditWriter {
     path: PathBuf,
     tx: Option<mpsc::Sender<Vec<u8>>>,
     progress: Arc<Progress>,
@@ -53,11 +53,11 @@ struct Progress {
 /// A line handed to an [`AuditWriter`]: on disk once
 /// [`AuditWriter::wait`] says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Ticket(u64);
+pub(crate) struct Ticket(u64);
 
 /// Waits for an [`AuditWriter`]'s lines.
 #[derive(Debug, Clone)]
-pub struct Waiter(Arc<Progress>);
+pub(crate) struct Waiter(Arc<Progress>);
 
 /// Why a log does not verify.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,7 @@ impl AuditWriter {
     /// When the file cannot be read or created, an existing line is not an
     /// event (a torn last line from a crash is dropped, not an error), or
     /// the thread cannot be started.
-    pub fn open(path: &Path) -> io::Result<(Self, Vec<Event>)> {
+    pub(crate) fn open(path: &Path) -> io::Result<(Self, Vec<Event>)> {
         let events = read_log(path)?;
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let (tx, rx) = mpsc::channel();
@@ -109,7 +109,7 @@ impl AuditWriter {
     ///
     /// # Errors
     /// When the event cannot be serialized.
-    pub fn append(&mut self, event: &Event) -> io::Result<Ticket> {
+    pub(crate) fn append(&mut self, event: &Event) -> io::Result<Ticket> {
         let mut line = serde_json::to_vec(event)?;
         line.push(b'\n');
         if let Some(tx) = &self.tx {
@@ -121,18 +121,18 @@ impl AuditWriter {
     }
 
     /// The ticket of the last line handed over.
-    pub fn last(&self) -> Ticket {
+    pub(crate) fn last(&self) -> Ticket {
         Ticket(self.sent)
     }
 
     /// What waits for this writer's lines to be on disk, apart from it
     /// (the writer itself may sit behind its journal's lock).
-    pub fn waiter(&self) -> Waiter {
+    pub(crate) fn waiter(&self) -> Waiter {
         Waiter(self.progress.clone())
     }
 
     /// Where the log lives.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -152,7 +152,7 @@ impl Drop for AuditWriter {
 impl Waiter {
     /// Waits until the line of `ticket` (and every one before it) is on
     /// disk, at most `limit`; returns whether it is.
-    pub fn wait(&self, ticket: Ticket, limit: Duration) -> bool {
+    pub(crate) fn wait(&self, ticket: Ticket, limit: Duration) -> bool {
         self.0.wait(ticket.0, limit)
     }
 }
@@ -276,7 +276,7 @@ fn read_log(path: &Path) -> io::Result<Vec<Event>> {
 ///
 /// # Errors
 /// When the event cannot be serialized.
-pub fn chain(event: &mut Event, prev_hash: &str) -> io::Result<()> {
+pub(crate) fn chain(event: &mut Event, prev_hash: &str) -> io::Result<()> {
     prev_hash.clone_into(&mut event.prev_hash);
     event.hash = hash_of(event)?;
     Ok(())
@@ -327,7 +327,7 @@ pub fn verify(path: &Path) -> Result<usize, VerifyError> {
 
 /// Where a verified chain ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChainEnd {
+pub(crate) struct ChainEnd {
     pub count: usize,
     /// The last entry's `seq` and `hash` (`None` for an empty chain).
     pub last: Option<(u64, String)>,
@@ -337,7 +337,7 @@ pub struct ChainEnd {
 ///
 /// # Errors
 /// The first entry (1-based) that breaks the chain, and why.
-pub fn verify_values(
+pub(crate) fn verify_values(
     entries: impl Iterator<Item = Result<Value, String>>,
 ) -> Result<ChainEnd, VerifyError> {
     let mut prev = GENESIS.to_owned();

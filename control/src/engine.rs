@@ -17,7 +17,7 @@
 mod actions;
 mod apply;
 mod decide;
-pub mod levels;
+pub(crate) mod levels;
 mod tick;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use decide::{Level, RouteVerdict};
+pub(crate) use decide::RouteVerdict;
 
 use crate::event::{Actor, Event, EventKind};
 use crate::{Live, LiveError};
@@ -34,7 +34,7 @@ use crate::{Live, LiveError};
 /// How a rollback takes the canary's traffic away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RollbackMode {
+pub(crate) enum RollbackMode {
     /// Canary weights → 0 in one swap.
     Immediate,
     /// Down the route's `gradual.steps`, one every `gradual.every`.
@@ -64,45 +64,63 @@ impl Verdicts {
     }
 }
 
-/// Runs the engine every `tick` (and sooner when a route asks) until
-/// aborted.
-pub fn spawn(live: Arc<Live>, tick: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tracks: HashMap<String, decide::Track> = HashMap::new();
-        let mut events = live.shared().events.subscribe();
-        let mut next = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(next) => {}
-                e = events.recv() => match e {
-                    // A breaker that opens is judged at once, not a tick later.
-                    Ok(e) if e.kind == EventKind::BreakerOpened => {}
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => {}
-                },
-            }
-            // Decisions fsync the state file and the audit log: off the
-            // runtime's workers, which serve requests.
-            let l = live.clone();
-            let (t, wake) = match tokio::task::spawn_blocking(move || {
-                let wake = tick::evaluate(&l, &mut tracks);
-                (tracks, wake)
-            })
-            .await
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::error!(error = %e, "engine tick failed");
-                    (HashMap::new(), None)
-                }
-            };
-            tracks = t;
-            let now = tokio::time::Instant::now();
-            let tick_at = now + tick;
-            // A wake already past (the pass took longer) is served at once.
-            next = wake.map_or(tick_at, |w| w.clamp(now, tick_at));
+/// One serin's engine: the task that judges and acts, and the verdicts
+/// it reached (what `GET /api/v1/status` quotes).
+#[derive(Debug, Default)]
+pub struct Engine {
+    verdicts: Verdicts,
+}
+
+// === impl Engine ===
+
+impl Engine {
+    /// The latest verdict per route.
+    pub fn verdicts(&self) -> &Verdicts {
+        &self.verdicts
+    }
+
+    /// Runs the engine over `live` every `tick` (and sooner when a route
+    /// asks) until aborted.
+    pub fn spawn(self: Arc<Self>, live: Arc<Live>, tick: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(run(self, live, tick))
+    }
+}
+
+async fn run(engine: Arc<Engine>, live: Arc<Live>, tick: Duration) {
+    let mut tracks: HashMap<String, decide::Track> = HashMap::new();
+    let mut events = live.shared().events.subscribe();
+    let mut next = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            e = events.recv() => match e {
+                // A breaker that opens is judged at once, not a tick later.
+                Ok(e) if e.kind == EventKind::BreakerOpened => {}
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => {}
+            },
         }
-    })
+        // Decisions fsync the state file and the audit log: off the
+        // runtime's workers, which serve requests.
+        let (l, e) = (live.clone(), engine.clone());
+        let (t, wake) = match tokio::task::spawn_blocking(move || {
+            let wake = tick::evaluate(&l, &e.verdicts, &mut tracks);
+            (tracks, wake)
+        })
+        .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "engine tick failed");
+                (HashMap::new(), None)
+            }
+        };
+        tracks = t;
+        let now = tokio::time::Instant::now();
+        let tick_at = now + tick;
+        // A wake already past (the pass took longer) is served at once.
+        next = wake.map_or(tick_at, |w| w.clamp(now, tick_at));
+    }
 }
 
 /// Rolls `route` back by hand or by the engine: `immediate` records
@@ -112,7 +130,7 @@ pub fn spawn(live: Arc<Live>, tick: Duration) -> tokio::task::JoinHandle<()> {
 ///
 /// # Errors
 /// Unknown route, no canary to roll back, no gradual steps, or a failed save.
-pub fn rollback(
+pub(crate) fn rollback(
     live: &Live,
     route: &str,
     mode: RollbackMode,
@@ -129,7 +147,7 @@ pub fn rollback(
 /// # Errors
 /// Unknown route or version, `to` is the canary being rolled back, or a
 /// failed save.
-pub fn rollback_to(
+pub(crate) fn rollback_to(
     live: &Live,
     route: &str,
     to: &str,
@@ -144,7 +162,12 @@ pub fn rollback_to(
 ///
 /// # Errors
 /// Unknown route, a promoted or rolled-back route, or a failed save.
-pub fn promote(live: &Live, route: &str, actor: Actor, reason: &str) -> Result<Event, LiveError> {
+pub(crate) fn promote(
+    live: &Live,
+    route: &str,
+    actor: Actor,
+    reason: &str,
+) -> Result<Event, LiveError> {
     actions::promote(live, route, actor, reason)
 }
 
@@ -152,7 +175,12 @@ pub fn promote(live: &Live, route: &str, actor: Actor, reason: &str) -> Result<E
 ///
 /// # Errors
 /// Unknown route, nothing to pause, or a failed save.
-pub fn pause(live: &Live, route: &str, actor: Actor, reason: &str) -> Result<Event, LiveError> {
+pub(crate) fn pause(
+    live: &Live,
+    route: &str,
+    actor: Actor,
+    reason: &str,
+) -> Result<Event, LiveError> {
     actions::pause(live, route, actor, reason)
 }
 
@@ -161,6 +189,11 @@ pub fn pause(live: &Live, route: &str, actor: Actor, reason: &str) -> Result<Eve
 ///
 /// # Errors
 /// Unknown route, nothing to resume, or a failed save.
-pub fn resume(live: &Live, route: &str, actor: Actor, reason: &str) -> Result<Event, LiveError> {
+pub(crate) fn resume(
+    live: &Live,
+    route: &str,
+    actor: Actor,
+    reason: &str,
+) -> Result<Event, LiveError> {
     actions::resume(live, route, actor, reason)
 }

@@ -72,7 +72,7 @@ use crate::telemetry::{SlotSummary, VersionStats};
 use crate::Live;
 
 /// The longest a change waits for etcd before it is refused (503).
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// A replica's presence outlives its last heartbeat by this much.
 const PRESENCE_TTL: i64 = 5;
 /// Between two heartbeats (and two reads of the fleet's list).
@@ -125,7 +125,7 @@ struct Writing<'a> {
 
 /// The fleet audit chain's last entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Head {
+pub(crate) struct Head {
     pub seq: u64,
     pub hash: String,
 }
@@ -174,6 +174,18 @@ struct Reading {
     audit: Head,
 }
 
+/// Where a decision taken while partitioned waits for its write-back.
+const PENDING_FILE: &str = "fleet-pending.json";
+
+/// A decision taken while partitioned: the fleet version it was based on,
+/// and the state to write back (the last one decided) with its event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    based_on: u64,
+    state: LiveState,
+    event: Event,
+}
+
 /// The thread's own state.
 struct Worker {
     endpoints: Vec<String>,
@@ -193,9 +205,12 @@ struct Worker {
     partition_after: Duration,
     /// When etcd was last reached (`None`: not yet).
     reached: Option<tokio::time::Instant>,
-    /// Decided while partitioned: the fleet version it was based on, and
-    /// the state to write back (the last one decided) with its event.
-    pending: Option<(u64, LiveState, Event)>,
+    /// Decided while partitioned, to be written back; kept on disk too
+    /// (`state.dir/fleet-pending.json`), so a restart before the write-back
+    /// loses no decision.
+    pending: Option<Pending>,
+    /// Where `pending` is kept.
+    pending_file: std::path::PathBuf,
     /// The fleet audit chain's head, as of the last state seen.
     head: Head,
     /// The last state this replica wrote, until its caller has it.
@@ -253,7 +268,8 @@ impl EtcdStore {
             partitioned: partitioned.clone(),
             partition_after: cluster.partition_after,
             reached: None,
-            pending: None,
+            pending: Pending::load(&state_dir.join(PENDING_FILE)),
+            pending_file: state_dir.join(PENDING_FILE),
             head: Head::default(),
             written: None,
             compacted: None,
@@ -600,7 +616,10 @@ impl Worker {
         }
     }
 
-    /// The fleet's state, or (etcd unreachable) the last one mirrored.
+    /// The fleet's state, or (etcd unreachable) the last one mirrored. A
+    /// decision this replica took while partitioned and has not written
+    /// back (it restarted meanwhile) is what runs while the fleet has not
+    /// changed since: the write-back follows at once.
     async fn load(&mut self) -> Result<Option<Stored>, StoreError> {
         let key = self.key("state");
         let fleet = match self.connected().await {
@@ -619,7 +638,17 @@ impl Worker {
                 self.seen = stored.version;
                 self.head = head;
                 self.keep_revision(&stored);
-                Ok(Some(stored))
+                match &self.pending {
+                    Some(p) if p.based_on == stored.version => Ok(Some(Stored {
+                        saved: Saved {
+                            state: p.state.clone(),
+                            last_event: Some(p.event.clone()),
+                        },
+                        version: stored.version,
+                        node: Some(self.node.clone()),
+                    })),
+                    _ => Ok(Some(stored)),
+                }
             }
             None => self.mirrored(),
         }
@@ -747,8 +776,12 @@ impl Worker {
             version: based_on,
             node: Some(self.node.clone()),
         });
-        let base = self.pending.as_ref().map_or(based_on, |(b, ..)| *b);
-        self.pending = Some((base, state, event));
+        let base = self.pending.as_ref().map_or(based_on, |p| p.based_on);
+        self.set_pending(Some(Pending {
+            based_on: base,
+            state,
+            event,
+        }));
         Ok(based_on)
     }
 
@@ -757,15 +790,21 @@ impl Worker {
     /// fleet's is adopted. Either way, said in the log.
     async fn rejoin(&mut self) {
         self.partitioned.store(false, Ordering::Relaxed);
-        let Some((base, state, event)) = self.pending.take() else {
+        let Some(Pending {
+            based_on: base,
+            state,
+            event,
+        }) = self.pending.clone()
+        else {
             self.note(
                 EventKind::FleetRejoined,
                 "back in touch with etcd; nothing was decided alone".into(),
             );
             return;
         };
-        match self.save(base, state.clone(), event.clone()).await {
+        match self.save(base, state, event).await {
             Ok(version) => {
+                self.set_pending(None);
                 if let Some(live) = self.live.as_ref().and_then(Weak::upgrade) {
                     tokio::task::spawn_blocking(move || live.advance(version));
                 }
@@ -778,6 +817,7 @@ impl Worker {
                 );
             }
             Err(StoreError::Conflict { current }) => {
+                self.set_pending(None);
                 let (node, version) = (current.node.clone().unwrap_or_default(), current.version);
                 self.adopt(*current);
                 self.note(
@@ -790,12 +830,30 @@ impl Worker {
                 );
             }
             Err(e) => {
-                // Not reached after all: try again at the next heartbeat.
-                self.pending = Some((base, state, event));
+                // Not reached after all (`pending` kept): try again at the
+                // next heartbeat.
                 self.partitioned.store(true, Ordering::Relaxed);
                 tracing::warn!(error = %e, "fleet: write-back failed; retried");
             }
         }
+    }
+
+    /// `pending` from now on, on disk as well (a failed write is logged:
+    /// the decision is still written back unless serin restarts first).
+    fn set_pending(&mut self, pending: Option<Pending>) {
+        let kept = match &pending {
+            Some(p) => serde_json::to_vec_pretty(p)
+                .map_err(std::io::Error::from)
+                .and_then(|bytes| crate::revisions::atomic_write(&self.pending_file, &bytes)),
+            None => match std::fs::remove_file(&self.pending_file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        };
+        if let Err(e) = kept {
+            tracing::warn!(path = %self.pending_file.display(), error = %e, "fleet: the decision to write back is not kept on disk");
+        }
+        self.pending = pending;
     }
 
     /// Records `kind` in this replica's log.
@@ -819,7 +877,10 @@ impl Worker {
         let now = tokio::time::Instant::now();
         if ok {
             self.reached = Some(now);
-            if self.partitioned.load(Ordering::Relaxed) || self.pending.is_some() {
+            // Not before `Live` follows (a restart with a decision still
+            // to write back): it must hear how the write-back went.
+            let following = self.live.is_some();
+            if following && (self.partitioned.load(Ordering::Relaxed) || self.pending.is_some()) {
                 self.rejoin().await;
             }
             return;
@@ -1147,6 +1208,23 @@ async fn watch(mut client: Client, key: String, from: u64, out: mpsc::UnboundedS
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "fleet: unreadable state in etcd"),
+            }
+        }
+    }
+}
+
+// === impl Pending ===
+
+impl Pending {
+    /// The decision kept at `path`, if any (an unreadable one is logged
+    /// and dropped: the fleet's state then stands).
+    fn load(path: &std::path::Path) -> Option<Self> {
+        let bytes = std::fs::read(path).ok()?;
+        match serde_json::from_slice(&bytes) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "fleet: unreadable decision to write back; dropped");
+                None
             }
         }
     }

@@ -1,62 +1,89 @@
 //! serin-control: the control plane's state and decisions.
 //!
 //! It owns the live routing table (the one `Arc<Snapshot>` the data plane
-//! reads through `arc-swap`), the live weights that override the routing
-//! file, and the admin REST API. Later modules add per-version telemetry
-//! windows, the rollback engine, persisted state and the audit log.
+//! reads through `arc-swap`), the live state that overrides the routing
+//! file (weights, phases, maintenance), where that state is kept (the state
+//! directory, or a fleet's etcd), the per-version handles, telemetry, the
+//! rollback engine, the event journal and audit log, and the admin REST API.
 //!
 //! It must not sit on the request path beyond `Live::load`: everything a
 //! request needs is compiled into the snapshot ahead of time. It opens no
-//! data-plane socket.
+//! data-plane socket. No file or etcd call waits on a data-plane or accept
+//! thread: saves run on blocking threads, audit lines go to each log's one
+//! writer thread.
 //!
 //! # Layout
-//! - [`live`]: `Live` (the swap point) and `Snapshot` (the compiled table);
-//!   `live/compile.rs` turns a `Config` plus live weights into a snapshot,
-//!   `live/pick.rs` the cumulative pick table, `live/routes.rs` host/path matching.
-//! - [`breaker`]: per-version circuit breakers (atomics the request path
-//!   reads) and `breaker/monitor.rs`, the task that opens them.
-//! - [`event`]: the event journal (every state change, actor and reason);
-//!   [`incident`]: every rollback's report, read off that journal.
-//! - [`engine`]: the rollout and rollback engine (`decide` judges, `apply`
-//!   acts); [`drill`]: rehearsal faults, timed.
-//! - [`health`]: active health checks (an atomic per version the pick
-//!   reads) and `health/prober.rs`, the task that probes every version.
-//! - [`mirror`]: what a route's `[routes.mirror]` sent, shed and found
+//! The modules are private; what other crates use is the one `pub use`
+//! block below.
+//! - `handle`: the per-version handles the snapshot carries and reloads
+//!   keep (breaker, health, drill fault switch, registries, `Shared`). A
+//!   leaf: it knows nothing of the table, the engine or the API.
+//! - `live`: `Live` (the swap point) and `Snapshot` (the compiled table);
+//!   `live/compile.rs` turns a `Config` plus live state into a snapshot,
+//!   `live/pick.rs` the cumulative pick table, `live/routes.rs` host/path
+//!   matching. `Live` changes state only through the store.
+//! - `store`: where live state is kept, the seam `Live` saves through (the
+//!   state directory, `persist`; with feature `fleet`, etcd: `fleet`, shared
+//!   by the replicas of a fleet).
+//! - `event`: the event journal (every state change, actor and reason);
+//!   `audit`: its hash-chained log and that log's writer thread;
+//!   `incident`: every rollback's report, read off the journal.
+//! - `engine`: the rollout and rollback engine (`decide` judges, `apply`
+//!   acts); it owns its verdicts. `drill`: rehearsal faults, timed; it owns
+//!   its registry of drills.
+//! - `breaker`: the task that opens breakers; `health`: the prober task.
+//! - `mirror`: what a route's `[routes.mirror]` sent, shed and found
 //!   different (the copies are the data plane's; their stats telemetry's).
-//! - [`registry`]: long-lived per-(route, version) objects across reloads.
-//! - [`telemetry`]: per-version and per-route counts and latency histograms
+//! - `telemetry`: per-version and per-route counts and latency histograms
 //!   in 1 s slots (sharded recording, packed slots, windows read on demand).
-//! - [`metrics`]: every `serin_*` Prometheus name and the `/metrics` recorder.
-//! - [`reload`]: hot reload of the routing file (`reload/merge.rs` the rule
+//! - `metrics`: every `serin_*` Prometheus name and the `/metrics` recorder.
+//! - `reload`: hot reload of the routing file (`reload/merge.rs` the rule
 //!   that carries live state over, `reload/watch.rs` the debounced watcher
-//!   task); [`revisions`]: every applied file, kept and restorable.
-//! - [`store`]: where live state is kept, the seam `Live` saves through
-//!   (the state directory alone; [`fleet`], with feature `fleet`: etcd,
-//!   shared by the replicas of a fleet).
-//! - [`api`]: the admin REST API (axum router).
+//!   task); `revisions`: every applied file, kept and restorable.
+//! - `notify`: webhooks. `api`: the admin REST API (axum router) and `/ui`.
 
-pub mod api;
-pub mod audit;
-pub mod breaker;
-pub mod drill;
-pub mod engine;
-pub mod event;
+mod api;
+mod audit;
+mod breaker;
+mod drill;
+mod engine;
+mod event;
 #[cfg(feature = "fleet")]
-pub mod fleet;
-pub mod health;
-pub mod incident;
-pub mod live;
-pub mod metrics;
-pub mod mirror;
-pub mod notify;
-pub mod persist;
-pub mod registry;
-pub mod reload;
-pub mod revisions;
-pub mod store;
-pub mod telemetry;
+mod fleet;
+mod handle;
+mod health;
+mod incident;
+mod live;
+mod metrics;
+mod mirror;
+mod notify;
+mod persist;
+mod reload;
+mod revisions;
+mod store;
+mod telemetry;
 
-pub use live::{
-    FallbackSnap, ForceSnap, Live, LiveError, MirrorSnap, RouteSnap, Shared, SignalSnap, Snapshot,
-    VersionSnap,
+pub use api::{endpoints as api_endpoints, router as api_router, ApiState, Auth};
+pub use audit::verify as verify_audit_log;
+pub use breaker::spawn as spawn_breaker_monitor;
+pub use engine::Engine;
+pub use event::{Actor, Draft, Event, EventKind, Events};
+#[cfg(feature = "fleet")]
+pub use fleet::{verify_cluster, EtcdStore};
+pub use handle::{Admit, Breaker, Injection, Shared};
+pub use health::prober::spawn as spawn_prober;
+pub use health::{
+    Connector, Failure, ProbeTarget, BODY_MAX as PROBE_BODY_MAX, USER_AGENT as PROBE_USER_AGENT,
 };
+pub use incident::{list as incidents, markdown as incident_markdown};
+pub use live::{
+    FallbackSnap, ForceSnap, Live, LiveError, Maintenance, MirrorSnap, RouteSnap, SignalSnap,
+    Snapshot, VersionSnap,
+};
+pub use mirror::{stamp as mirror_stamp, Answer, InFlight, Mismatch};
+pub use notify::spawn as spawn_notifiers;
+pub use persist::LiveState;
+pub use reload::watch::{watch as watch_routing_file, Watch};
+pub use reload::{ReloadError, Reloader};
+pub use store::{Store, StoreError};
+pub use telemetry::{Outcome, SignalValues, Telemetry, VersionStats};

@@ -6,7 +6,7 @@ mod pick;
 mod routes;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
@@ -15,16 +15,15 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderValue, StatusCode};
 use serin_config::{Config, FallbackOn, Sticky};
 
-use crate::breaker::Breaker;
-use crate::event::{Draft, Event, Events};
+use crate::event::{Draft, Event};
+use crate::handle::{Breaker, Fault, Health, Shared};
 use crate::persist::{LiveState, Phase};
-use crate::registry::Registry;
 use crate::store::{LocalStore, MemoryStore, Store, StoreError, Stored};
-use crate::telemetry::{Telemetry, VersionStats};
+use crate::telemetry::VersionStats;
 
-pub use compile::CompileError;
-pub use pick::PickTable;
-pub use routes::RouteIndex;
+pub(crate) use compile::CompileError;
+pub(crate) use pick::PickTable;
+pub(crate) use routes::RouteIndex;
 
 /// A control-side change that was refused; the live table is unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -197,75 +196,15 @@ pub struct VersionSnap {
     pub breaker: Arc<Breaker>,
     /// Active health (one atomic the pick reads); the same `Arc` across
     /// table swaps; `unknown` while the route has no health check.
-    pub health: Arc<crate::health::Health>,
+    pub health: Arc<Health>,
     /// `serin_fallbacks_total{route, from: this, to: next}`, resolved once;
     /// `None` when the version has no next in the chain.
     pub fallback_counter: Option<metrics::Counter>,
     /// Drill fault switch; the same `Arc` across table swaps.
-    pub drill: Arc<crate::drill::Fault>,
+    pub drill: Arc<Fault>,
     /// TLS to an `https://` version (the same client configuration across
     /// table swaps while its settings do not change); `None` otherwise.
     pub tls: Option<serin_config::UpstreamTls>,
-}
-
-/// Long-lived per-(route, version) state the compiler wires into every
-/// snapshot, so telemetry and breakers survive reloads.
-#[derive(Debug, Default)]
-pub struct Shared {
-    pub telemetry: Arc<Telemetry>,
-    pub breakers: Registry<Breaker>,
-    pub health: Registry<crate::health::Health>,
-    pub events: Arc<Events>,
-    /// The engine's latest verdict per route.
-    pub verdicts: crate::engine::Verdicts,
-    /// Drill fault switches per (route, version).
-    pub faults: Registry<crate::drill::Fault>,
-    /// Drills run and done.
-    pub drills: crate::drill::Drills,
-    /// Mirror counters and samples per (route, mirrored version).
-    pub mirrors: Registry<crate::mirror::MirrorLog>,
-    /// The TLS settings of `https://` versions in force, one value per
-    /// distinct setting: a reload that keeps a version's settings keeps
-    /// its client configuration, so pooled connections and TLS sessions
-    /// (resumption) outlive the swap.
-    pub upstream_tls: UpstreamTlsRegistry,
-}
-
-/// See [`Shared::upstream_tls`].
-#[derive(Debug, Default)]
-pub struct UpstreamTlsRegistry {
-    known: Mutex<Vec<serin_config::UpstreamTls>>,
-}
-
-// === impl UpstreamTlsRegistry ===
-
-impl UpstreamTlsRegistry {
-    /// The value in use that equals `tls`, or `tls` itself from now on.
-    /// Settings no table uses any more are forgotten.
-    pub fn canonical(&self, tls: &serin_config::UpstreamTls) -> serin_config::UpstreamTls {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        known.retain(|k| Arc::strong_count(&k.client) > 1);
-        if let Some(k) = known.iter().find(|k| *k == tls) {
-            return k.clone();
-        }
-        known.push(tls.clone());
-        tls.clone()
-    }
-}
-
-// === impl Shared ===
-
-impl Shared {
-    /// Shared state whose event journal is the audit log in `state_dir`.
-    ///
-    /// # Errors
-    /// When the audit log cannot be opened.
-    pub fn open(state_dir: &std::path::Path) -> std::io::Result<Self> {
-        Ok(Self {
-            events: Arc::new(Events::open(state_dir)?),
-            ..Self::default()
-        })
-    }
 }
 
 /// The swap point between the control plane and the data plane.
@@ -356,7 +295,7 @@ impl Live {
         // A fleet's routing file in force wins over this replica's own
         // file (which may differ: `config_drift`).
         let config = match &state.routing {
-            Some(r) => match crate::reload::fleet_config(r, &config) {
+            Some(r) => match r.config(&config) {
                 Ok(fleet) => fleet,
                 Err(e) => {
                     tracing::error!(revision = %r.revision, error = %e, "the fleet's routing file does not parse here; serving this replica's own");
@@ -417,7 +356,7 @@ impl Live {
         // does not run yet: with this replica's own node-local sections.
         let config = match &next.routing {
             Some(r) if inner.state.routing.as_ref().map(|o| &o.sha256) != Some(&r.sha256) => {
-                let config = crate::reload::fleet_config(r, &inner.config).map_err(|e| {
+                let config = r.config(&inner.config).map_err(|e| {
                     LiveError::Refused(format!("the fleet's routing file {}: {e}", r.revision))
                 })?;
                 Arc::new(config)
@@ -563,8 +502,8 @@ impl Live {
         let config = config.unwrap_or_else(|| inner.config.clone());
         let snapshot = compile::compile(&config, &next, &self.shared)?;
         if let (Some(route), true) = (draft.route.clone(), draft.before.is_null()) {
-            draft.before = weights_json(&inner.config, &inner.state, &route);
-            draft.after = weights_json(&config, &next, &route);
+            draft.before = inner.state.weights_json(&inner.config, &route);
+            draft.after = next.weights_json(&config, &route);
         }
         // Saved (with its event), then audited; the caller swaps last. No
         // request sees a change that is not stored, and a crash between
@@ -700,23 +639,4 @@ fn weights_to_metrics(snap: &Snapshot) {
             crate::metrics::route_weight(&r.name, &v.name, v.weight);
         }
     }
-}
-
-/// A route's effective weights (file weights under live overrides) as JSON.
-pub fn weights_json(config: &Config, state: &LiveState, route: &str) -> serde_json::Value {
-    let Some(r) = config.routes.iter().find(|r| r.name == route) else {
-        return serde_json::Value::Null;
-    };
-    let overrides = state.weights.get(route);
-    r.versions
-        .iter()
-        .map(|v| {
-            let w = overrides
-                .and_then(|o| o.get(&v.name))
-                .copied()
-                .unwrap_or(v.weight);
-            (v.name.clone(), crate::api::weight_json(w))
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into()
 }

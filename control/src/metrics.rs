@@ -16,63 +16,63 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::breaker::BreakerState;
-use crate::health::HealthState;
+use crate::handle::BreakerState;
+use crate::handle::HealthState;
 use crate::telemetry::Outcome;
 use serin_config::MAX_SIGNALS;
 
 /// Upstream attempts per version: `{route, version, outcome}`.
-pub const REQUESTS_TOTAL: &str = "serin_requests_total";
+pub(crate) const REQUESTS_TOTAL: &str = "serin_requests_total";
 /// Attempt latency, request sent → response headers: `{route, version}`.
-pub const REQUEST_DURATION_SECONDS: &str = "serin_request_duration_seconds";
+pub(crate) const REQUEST_DURATION_SECONDS: &str = "serin_request_duration_seconds";
 /// Client requests per route, end to end: `{route, outcome}`.
-pub const ROUTE_REQUESTS_TOTAL: &str = "serin_route_requests_total";
+pub(crate) const ROUTE_REQUESTS_TOTAL: &str = "serin_route_requests_total";
 /// Client-seen latency per route: `{route}`.
-pub const ROUTE_DURATION_SECONDS: &str = "serin_route_duration_seconds";
+pub(crate) const ROUTE_DURATION_SECONDS: &str = "serin_route_duration_seconds";
 /// Requests handed down the fallback chain: `{route, from, to}`.
-pub const FALLBACKS_TOTAL: &str = "serin_fallbacks_total";
+pub(crate) const FALLBACKS_TOTAL: &str = "serin_fallbacks_total";
 /// Breaker state per version, 0 closed, 1 half-open, 2 open: `{route, version}`.
-pub const BREAKER_STATE: &str = "serin_breaker_state";
+pub(crate) const BREAKER_STATE: &str = "serin_breaker_state";
 /// Active health per version, 1 healthy or not yet probed (the pick uses
 /// it), 0 unhealthy: `{route, version}`.
-pub const VERSION_HEALTHY: &str = "serin_version_healthy";
+pub(crate) const VERSION_HEALTHY: &str = "serin_version_healthy";
 /// Health probe latency, to response headers (the timeout when none came):
 /// `{route, version}`.
-pub const HEALTH_PROBE_DURATION_SECONDS: &str = "serin_health_probe_duration_seconds";
+pub(crate) const HEALTH_PROBE_DURATION_SECONDS: &str = "serin_health_probe_duration_seconds";
 /// Live weight per version: `{route, version}`.
-pub const ROUTE_WEIGHT: &str = "serin_route_weight";
+pub(crate) const ROUTE_WEIGHT: &str = "serin_route_weight";
 /// Rollbacks started: `{route, mode}`.
-pub const ROLLBACKS_TOTAL: &str = "serin_rollbacks_total";
+pub(crate) const ROLLBACKS_TOTAL: &str = "serin_rollbacks_total";
 /// Routing-file reloads: `{result}`.
-pub const CONFIG_RELOADS_TOTAL: &str = "serin_config_reloads_total";
+pub(crate) const CONFIG_RELOADS_TOTAL: &str = "serin_config_reloads_total";
 /// Mirrored answers that differed from the live one: `{route, version}`.
-pub const MIRROR_MISMATCHES_TOTAL: &str = "serin_mirror_mismatches_total";
+pub(crate) const MIRROR_MISMATCHES_TOTAL: &str = "serin_mirror_mismatches_total";
 /// Answers reporting a quality signal true or above 0:
 /// `{route, version, signal}`.
-pub const SIGNAL_TOTAL: &str = "serin_signal_total";
+pub(crate) const SIGNAL_TOTAL: &str = "serin_signal_total";
 
 /// Label keys.
-pub mod label {
+pub(crate) mod label {
     /// The route's name.
-    pub const ROUTE: &str = "route";
+    pub(crate) const ROUTE: &str = "route";
     /// The version's name.
-    pub const VERSION: &str = "version";
+    pub(crate) const VERSION: &str = "version";
     /// [`Outcome::label`](crate::telemetry::Outcome::label).
-    pub const OUTCOME: &str = "outcome";
+    pub(crate) const OUTCOME: &str = "outcome";
     /// The version a fallback left.
-    pub const FROM: &str = "from";
+    pub(crate) const FROM: &str = "from";
     /// The version a fallback went to.
-    pub const TO: &str = "to";
+    pub(crate) const TO: &str = "to";
     /// `immediate` or `gradual`.
-    pub const MODE: &str = "mode";
+    pub(crate) const MODE: &str = "mode";
     /// A reload's result, e.g. `applied`, `rejected`, `unchanged`.
-    pub const RESULT: &str = "result";
+    pub(crate) const RESULT: &str = "result";
     /// A quality signal's name (`[[routes.signals]]`).
-    pub const SIGNAL: &str = "signal";
+    pub(crate) const SIGNAL: &str = "signal";
 }
 
 /// Bucket bounds (seconds) of both duration histograms: 0.5 ms to 60 s.
-pub const DURATION_BUCKETS: &[f64] = &[
+pub(crate) const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0,
 ];
@@ -97,7 +97,7 @@ pub(crate) struct Exports {
 /// registering metrics ([`Telemetry::new`](crate::telemetry::Telemetry::new)
 /// does). If another recorder was installed first, the handle renders only
 /// serin's descriptions and a warning is logged.
-pub fn install() -> PrometheusHandle {
+pub(crate) fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
@@ -135,27 +135,27 @@ pub fn install() -> PrometheusHandle {
 
 /// Drains the exporter's sample queues into its histograms; the telemetry
 /// task calls it every slot so memory stays flat between scrapes.
-pub fn upkeep() {
+pub(crate) fn upkeep() {
     if let Some(handle) = HANDLE.get() {
         handle.run_upkeep();
     }
 }
 
 /// The `serin_fallbacks_total{route,from,to}` counter.
-pub fn fallback_counter(route: &str, from: &str, to: &str) -> Counter {
+pub(crate) fn fallback_counter(route: &str, from: &str, to: &str) -> Counter {
     ::metrics::counter!(FALLBACKS_TOTAL,
         label::ROUTE => route.to_owned(), label::FROM => from.to_owned(), label::TO => to.to_owned())
 }
 
 /// Sets `serin_breaker_state{route,version}`.
-pub fn breaker_state(route: &str, version: &str, state: BreakerState) {
+pub(crate) fn breaker_state(route: &str, version: &str, state: BreakerState) {
     ::metrics::gauge!(BREAKER_STATE,
         label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
     .set(f64::from(state as u8));
 }
 
 /// Sets `serin_version_healthy{route,version}`: 0 when unhealthy, else 1.
-pub fn version_healthy(route: &str, version: &str, state: HealthState) {
+pub(crate) fn version_healthy(route: &str, version: &str, state: HealthState) {
     let up = if state == HealthState::Unhealthy {
         0.0
     } else {
@@ -167,13 +167,13 @@ pub fn version_healthy(route: &str, version: &str, state: HealthState) {
 }
 
 /// The `serin_health_probe_duration_seconds{route,version}` histogram.
-pub fn health_probe_duration(route: &str, version: &str) -> Histogram {
+pub(crate) fn health_probe_duration(route: &str, version: &str) -> Histogram {
     ::metrics::histogram!(HEALTH_PROBE_DURATION_SECONDS,
         label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
 }
 
 /// Sets `serin_route_weight{route,version}`.
-pub fn route_weight(route: &str, version: &str, weight: f64) {
+pub(crate) fn route_weight(route: &str, version: &str, weight: f64) {
     ::metrics::gauge!(ROUTE_WEIGHT,
         label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
     .set(weight);
@@ -182,7 +182,7 @@ pub fn route_weight(route: &str, version: &str, weight: f64) {
 /// Registers `serin_rollbacks_total{route,mode}` at 0 for both modes, so
 /// `increase()` sees the route's first rollback (a series that appears at
 /// 1 has no increase).
-pub fn rollbacks_at_zero(route: &str) {
+pub(crate) fn rollbacks_at_zero(route: &str) {
     for mode in ["immediate", "gradual"] {
         ::metrics::counter!(ROLLBACKS_TOTAL, label::ROUTE => route.to_owned(), label::MODE => mode)
             .increment(0);
@@ -190,19 +190,19 @@ pub fn rollbacks_at_zero(route: &str) {
 }
 
 /// Counts a rollback in `serin_rollbacks_total{route,mode}`.
-pub fn rollback(route: &str, mode: &'static str) {
+pub(crate) fn rollback(route: &str, mode: &'static str) {
     ::metrics::counter!(ROLLBACKS_TOTAL, label::ROUTE => route.to_owned(), label::MODE => mode)
         .increment(1);
 }
 
 /// `serin_mirror_mismatches_total{route,version}`, resolved once per mirror.
-pub fn mirror_mismatches(route: &str, version: &str) -> Counter {
+pub(crate) fn mirror_mismatches(route: &str, version: &str) -> Counter {
     ::metrics::counter!(MIRROR_MISMATCHES_TOTAL,
         label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
 }
 
 /// Counts a reload in `serin_config_reloads_total{result}`.
-pub fn config_reload(result: &'static str) {
+pub(crate) fn config_reload(result: &'static str) {
     ::metrics::counter!(CONFIG_RELOADS_TOTAL, label::RESULT => result).increment(1);
 }
 

@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use serde::Serialize;
 
 /// Mismatched samples kept per mirror.
-pub const SAMPLES: usize = 20;
+pub(crate) const SAMPLES: usize = 20;
 
 /// One mirror's counters and samples; the same across reloads (a
-/// [`Registry`](crate::registry::Registry) per (route, version)).
+/// [`Registry`](crate::handle::Registry) per (route, version)).
 #[derive(Debug, Default)]
 pub struct MirrorLog {
     sent: AtomicU64,

@@ -26,7 +26,7 @@ const BACKOFF: Duration = Duration::from_millis(500);
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The kinds sent when a webhook lists none: the ones someone on call acts on.
-pub const DEFAULT_KINDS: &[&str] = &[
+pub(crate) const DEFAULT_KINDS: &[&str] = &[
     "level_breached",
     "rollback_started",
     "rollback_completed",

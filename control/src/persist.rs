@@ -10,11 +10,11 @@
 //! Every saved change thus has exactly one audit entry.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serin_config::Config;
 
 use crate::event::Event;
 
@@ -39,7 +39,7 @@ pub struct LiveState {
 }
 
 /// A fleet's routing file: its revision and text. Each replica applies it
-/// with its own node-local sections (`reload::fleet_config`).
+/// with its own node-local sections ([`Routing::config`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Routing {
     /// The fleet's revision id, e.g. `r7`.
@@ -101,7 +101,7 @@ struct Saving<'a> {
 
 /// The state file of one state directory.
 #[derive(Debug, Clone)]
-pub struct StateFile {
+pub(crate) struct StateFile {
     dir: PathBuf,
 }
 
@@ -125,7 +125,7 @@ impl Phase {
 
 impl StateFile {
     /// The state file in `dir` (created on first save).
-    pub fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_owned(),
         }
@@ -140,7 +140,7 @@ impl StateFile {
     /// # Errors
     /// When the file exists but cannot be read or parsed: serin must not
     /// start on a state it cannot trust.
-    pub fn load(&self) -> io::Result<Option<Saved>> {
+    pub(crate) fn load(&self) -> io::Result<Option<Saved>> {
         match std::fs::read(self.path()) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 io::Error::new(
@@ -158,16 +158,67 @@ impl StateFile {
     ///
     /// # Errors
     /// When any step fails; the old state is then still in place.
-    pub fn save(&self, state: &LiveState, last_event: Option<&Event>) -> io::Result<()> {
+    pub(crate) fn save(&self, state: &LiveState, last_event: Option<&Event>) -> io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let tmp = self.dir.join("state.json.tmp");
-        let mut f = File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(&Saving { state, last_event })?)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, self.path())?;
-        // The rename is durable only once the directory entry is.
-        File::open(&self.dir)?.sync_all()
+        let bytes = serde_json::to_vec_pretty(&Saving { state, last_event })?;
+        crate::revisions::atomic_write(&self.path(), &bytes)
+    }
+}
+
+// === impl LiveState ===
+
+impl LiveState {
+    /// A route's effective weights (file weights under live overrides) as
+    /// JSON; `null` when `config` has no such route.
+    pub fn weights_json(&self, config: &Config, route: &str) -> serde_json::Value {
+        let Some(r) = config.routes.iter().find(|r| r.name == route) else {
+            return serde_json::Value::Null;
+        };
+        let overrides = self.weights.get(route);
+        r.versions
+            .iter()
+            .map(|v| {
+                let w = overrides
+                    .and_then(|o| o.get(&v.name))
+                    .copied()
+                    .unwrap_or(v.weight);
+                (v.name.clone(), weight_json(w))
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
+// === impl Routing ===
+
+impl Routing {
+    /// The fleet's routing file as this replica runs it: parsed, with
+    /// `local`'s node-local sections (where it listens, its admin API,
+    /// state directory, limits, engine tick, cluster identity, access log
+    /// and tracing; the fleet's file brings the rest).
+    ///
+    /// # Errors
+    /// The text does not parse here (a replica running an older serin).
+    pub fn config(&self, local: &Config) -> Result<Config, serin_config::ConfigErrors> {
+        let mut fleet = serin_config::parse(&self.text, &self.revision)?;
+        fleet.listen = local.listen.clone();
+        fleet.admin = local.admin.clone();
+        fleet.state = local.state.clone();
+        fleet.limits = local.limits.clone();
+        fleet.engine = local.engine.clone();
+        fleet.cluster = local.cluster.clone();
+        fleet.access_log = local.access_log.clone();
+        fleet.tracing = local.tracing.clone();
+        Ok(fleet)
+    }
+}
+
+/// Whole weights print as integers (`90`, not `90.0`), fractions as they are.
+pub(crate) fn weight_json(w: f64) -> serde_json::Value {
+    if w.fract() == 0.0 && w.abs() < 1e15 {
+        serde_json::Value::from(w as i64)
+    } else {
+        serde_json::Value::from(w)
     }
 }
 

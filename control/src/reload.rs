@@ -22,11 +22,11 @@
 //! In a fleet (`[cluster]`), the routing file in force is the fleet's: an
 //! applied reload (or restore) on any replica publishes the file's text
 //! with the state (`LiveState::routing`), every replica puts it in force
-//! with its own node-local sections ([`fleet_config`]), and a replica
+//! with its own node-local sections ([`Routing::config`](crate::persist::Routing::config)), and a replica
 //! whose own file says otherwise reports `config_drift` ([`Reloader::drift`]).
 
 mod merge;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -39,7 +39,7 @@ use crate::persist::{LiveState, Routing};
 use crate::revisions::{atomic_write, sha256_hex, Revisions};
 use crate::{metrics, Live, LiveError};
 
-pub use merge::{merge, MergeMode};
+pub(crate) use merge::{merge, MergeMode};
 
 /// Reloads one routing file into one `Live`.
 #[derive(Debug)]
@@ -307,7 +307,8 @@ impl Reloader {
                 sha256: sha256_hex(&bytes),
                 text: text.into_owned(),
             };
-            let new = fleet_config(&routing, &self.live.config())
+            let new = routing
+                .config(&self.live.config())
                 .map_err(|e| ReloadError::Rejected(format!("{id} no longer applies: {e}")))?;
             let note = format!("restored {id}");
             return self.apply_parsed(new, routing.text, actor, MergeMode::Restore, Some(&note));
@@ -431,34 +432,6 @@ impl Reloader {
     }
 }
 
-/// The sections each replica of a fleet keeps its own: where it listens,
-/// its admin API, state directory, limits, engine tick, cluster identity,
-/// access log and tracing. A fleet's routing file brings the rest.
-fn with_local_sections(mut fleet: Config, local: &Config) -> Config {
-    fleet.listen = local.listen.clone();
-    fleet.admin = local.admin.clone();
-    fleet.state = local.state.clone();
-    fleet.limits = local.limits.clone();
-    fleet.engine = local.engine.clone();
-    fleet.cluster = local.cluster.clone();
-    fleet.access_log = local.access_log.clone();
-    fleet.tracing = local.tracing.clone();
-    fleet
-}
-
-/// The fleet's routing file `routing` as this replica runs it: parsed, with
-/// `local`'s node-local sections.
-///
-/// # Errors
-/// The text does not parse here (a replica running an older serin).
-pub fn fleet_config(
-    routing: &crate::persist::Routing,
-    local: &Config,
-) -> Result<Config, serin_config::ConfigErrors> {
-    let parsed = serin_config::parse(&routing.text, &routing.revision)?;
-    Ok(with_local_sections(parsed, local))
-}
-
 /// Why `new` cannot replace `current` live, if it cannot: the listeners,
 /// the admin address and token, the state directory and the connection
 /// limits are bound at start.
@@ -490,12 +463,7 @@ fn table_json(config: &Config, state: &LiveState) -> Value {
     let weights: Map<String, Value> = config
         .routes
         .iter()
-        .map(|r| {
-            (
-                r.name.clone(),
-                crate::live::weights_json(config, state, &r.name),
-            )
-        })
+        .map(|r| (r.name.clone(), state.weights_json(config, &r.name)))
         .collect();
     json!({ "revision": state.revision, "weights": weights })
 }

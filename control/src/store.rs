@@ -108,18 +108,18 @@ pub trait Store: Send + Sync + Debug {
 
 /// `state.json` in the state directory: serin alone.
 #[derive(Debug)]
-pub struct LocalStore {
+pub(crate) struct LocalStore {
     file: StateFile,
 }
 
 /// Nothing kept: a table in memory only (unit tests).
 #[derive(Debug, Default)]
-pub struct MemoryStore;
+pub(crate) struct MemoryStore;
 
 // === impl LocalStore ===
 
 impl LocalStore {
-    pub fn new(dir: &std::path::Path) -> Self {
+    pub(crate) fn new(dir: &std::path::Path) -> Self {
         Self {
             file: StateFile::new(dir),
         }

@@ -47,10 +47,11 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-pub use hist::Packed;
-pub use shard::{Counts, SignalCount, SignalValues};
-pub use stats::{SlotSummary, Tally, VersionStats};
-pub use window::WindowStats;
+pub use shard::SignalValues;
+#[cfg(feature = "fleet")]
+pub(crate) use stats::SlotSummary;
+pub use stats::VersionStats;
+pub(crate) use window::WindowStats;
 
 use shard::lock;
 use stats::Scratch;

@@ -4,12 +4,10 @@
 use std::sync::Arc;
 
 use serin_config::Config;
-use serin_control::api::{self, ApiState, Auth};
-use serin_control::breaker::monitor;
-use serin_control::engine;
-use serin_control::health::prober;
-use serin_control::reload::{self, ReloadError, Reloader};
+use serin_control::Engine;
+use serin_control::{ApiState, Auth};
 use serin_control::{Live, LiveError, Shared};
+use serin_control::{ReloadError, Reloader};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -56,7 +54,7 @@ pub struct App {
     /// The routing file's reloader; `None` without a file (the demo).
     reloader: Option<Arc<Reloader>>,
     /// The routing file's watch, started by `serve`.
-    watch: Option<reload::watch::Watch>,
+    watch: Option<serin_control::Watch>,
     auth: Auth,
     /// `listen.https`'s certificate, loaded at start and reloaded on change.
     tls: Option<Tls>,
@@ -111,12 +109,9 @@ fn fleet_live(
     shared: Shared,
     cluster: &serin_config::Cluster,
 ) -> Result<Arc<Live>, AppError> {
-    let store = serin_control::fleet::EtcdStore::start(
-        cluster,
-        &config.state.dir,
-        config.state.keep_revisions,
-    )
-    .map_err(|e| AppError::Fleet(e.to_string()))?;
+    let store =
+        serin_control::EtcdStore::start(cluster, &config.state.dir, config.state.keep_revisions)
+            .map_err(|e| AppError::Fleet(e.to_string()))?;
     let live = Arc::new(Live::open_in(config, shared, store.clone())?);
     store.follow(&live);
     Ok(live)
@@ -198,7 +193,7 @@ impl App {
     /// When the file or the revisions in `state.dir` cannot be read or written.
     pub fn with_config_path(mut self, path: &std::path::Path) -> Result<Self, ReloadError> {
         // Watch first, read second: a change in between is not missed.
-        self.watch = match reload::watch::watch(path) {
+        self.watch = match serin_control::watch_routing_file(path) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::error!(error = %e, "routing file not watched: reload with SIGHUP or POST /api/v1/reload");
@@ -237,18 +232,21 @@ impl App {
     /// Serves until `shutdown` turns true, then drains and returns.
     pub async fn serve(self, listeners: Listeners, shutdown: watch::Receiver<bool>) {
         // Background deciders: they end with the serve call.
+        let engine = Arc::new(Engine::default());
         let background = [
             self.live.shared().telemetry.spawn(),
-            monitor::spawn(self.live.clone()),
-            prober::spawn(
+            serin_control::spawn_breaker_monitor(self.live.clone()),
+            serin_control::spawn_prober(
                 self.live.clone(),
                 Arc::new(crate::upstream::ProbeConnector::new(
                     self.live.config().limits.upstream_connect_timeout,
                 )),
             ),
-            engine::spawn(self.live.clone(), self.live.config().engine.tick),
+            engine
+                .clone()
+                .spawn(self.live.clone(), self.live.config().engine.tick),
         ];
-        let notifiers = serin_control::notify::spawn(
+        let notifiers = serin_control::spawn_notifiers(
             &self.live.config().notify,
             self.live.shared().events.subscribe(),
         );
@@ -259,9 +257,10 @@ impl App {
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(l) = listeners.admin {
             let state = ApiState::new(self.live.clone())
+                .with_engine(engine)
                 .with_reloader(self.reloader.clone())
                 .with_auth(self.auth.clone());
-            let router = api::router(state);
+            let router = serin_control::api_router(state);
             let mut stop = shutdown.clone();
             tasks.spawn(async move {
                 let stopped = async move {

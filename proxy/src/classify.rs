@@ -1,7 +1,7 @@
 //! One `Outcome` per upstream attempt, shared by the fallback chain, the
 //! breaker and telemetry, so the three never disagree on what failed.
 
-use serin_control::telemetry::Outcome;
+use serin_control::Outcome;
 
 use crate::upstream::{RespBody, UpstreamError as ClientError};
 

@@ -165,7 +165,7 @@ pub fn log_filter(env: Option<&str>, default: &str) -> tracing_subscriber::EnvFi
 }
 
 fn audit_verify(file: &std::path::Path) -> ExitCode {
-    match serin_control::audit::verify(file) {
+    match serin_control::verify_audit_log(file) {
         Ok(n) => {
             println!("{}: OK, {n} entries, hash chain intact", file.display());
             ExitCode::SUCCESS
@@ -198,7 +198,7 @@ async fn audit_verify_cluster(config: &std::path::Path) -> ExitCode {
 
 #[cfg(feature = "fleet")]
 async fn verify_cluster(cluster: &serin_config::Cluster) -> ExitCode {
-    match serin_control::fleet::verify_cluster(cluster).await {
+    match serin_control::verify_cluster(cluster).await {
         Ok(n) => {
             println!(
                 "etcd {}/audit: OK, {n} entries, hash chain intact up to the fleet's head",
@@ -255,7 +255,7 @@ async fn run(path: PathBuf, workers: Option<usize>) -> ExitCode {
     // Read once: a token changed later needs a restart. Checked before any
     // bind: an open admin API beyond loopback must not even listen.
     let token = std::env::var(&config.admin.token_env).ok();
-    let auth = match serin_control::api::Auth::resolve(&config.admin, token) {
+    let auth = match serin_control::Auth::resolve(&config.admin, token) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("serin: {e}");
@@ -303,7 +303,7 @@ async fn run(path: PathBuf, workers: Option<usize>) -> ExitCode {
 }
 
 /// SIGHUP re-reads the routing file (actor `signal`).
-async fn hangup_reloads(reloader: std::sync::Arc<serin_control::reload::Reloader>) {
+async fn hangup_reloads(reloader: std::sync::Arc<serin_control::Reloader>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("no SIGHUP handler: reload with POST /api/v1/reload");
@@ -311,7 +311,7 @@ async fn hangup_reloads(reloader: std::sync::Arc<serin_control::reload::Reloader
     };
     while hup.recv().await.is_some() {
         let r = reloader.clone();
-        let actor = serin_control::event::Actor::Signal;
+        let actor = serin_control::Actor::Signal;
         match tokio::task::spawn_blocking(move || r.reload(actor)).await {
             Ok(Ok(outcome)) => tracing::info!(%outcome, "SIGHUP reload"),
             // Rejections are logged and recorded by the reloader.

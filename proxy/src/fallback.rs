@@ -11,10 +11,10 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Uri, Version};
-use serin_control::breaker::Admit;
-use serin_control::drill::Injection;
-use serin_control::telemetry::{Outcome, SignalValues};
+use serin_control::Admit;
+use serin_control::Injection;
 use serin_control::{FallbackSnap, RouteSnap, VersionSnap};
+use serin_control::{Outcome, SignalValues};
 
 use crate::body::{Phase, Upload, UpstreamBody};
 use crate::classify::{classify, Attempted, BodyFault, TimedOut};
@@ -76,7 +76,7 @@ pub(crate) enum Count {
 impl Count {
     /// The stats that judge this request's attempts on `v`: the version's
     /// own, or the forced ones when it counts apart only.
-    fn primary(self, v: &VersionSnap) -> &Arc<serin_control::telemetry::VersionStats> {
+    fn primary(self, v: &VersionSnap) -> &Arc<serin_control::VersionStats> {
         match (self, v.forced.as_ref()) {
             (Self::Forced, Some(forced)) => forced,
             _ => &v.stats,
@@ -85,7 +85,7 @@ impl Count {
 
     /// Runs `f` on every stats this request's attempts on `v` count in.
     #[inline]
-    fn each(self, v: &VersionSnap, f: impl Fn(&Arc<serin_control::telemetry::VersionStats>)) {
+    fn each(self, v: &VersionSnap, f: impl Fn(&Arc<serin_control::VersionStats>)) {
         match (self, v.forced.as_ref()) {
             (Self::Own, _) | (_, None) => f(&v.stats),
             (Self::Forced, Some(forced)) => f(forced),
@@ -281,7 +281,7 @@ pub(crate) fn take_signals(route: &RouteSnap, headers: &mut HeaderMap) -> Option
 
 /// Hands back the permit of a probe that ended without a result.
 struct ProbeGuard<'a> {
-    breaker: &'a serin_control::breaker::Breaker,
+    breaker: &'a serin_control::Breaker,
     period: u32,
     done: bool,
 }

@@ -25,8 +25,8 @@ use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
-use serin_control::mirror::{Answer, InFlight, Mismatch};
-use serin_control::telemetry::Outcome;
+use serin_control::Outcome;
+use serin_control::{Answer, InFlight, Mismatch};
 use serin_control::{MirrorSnap, RouteSnap, Snapshot};
 use tokio::sync::oneshot;
 
@@ -290,7 +290,7 @@ impl Shadow {
             .filter_map(|(n, v)| Some((n.to_string(), v.as_ref()?.to_str().ok()?.to_owned())))
             .collect();
         let sample = Mismatch {
-            time: serin_control::mirror::stamp(),
+            time: serin_control::mirror_stamp(),
             method,
             path,
             differs,

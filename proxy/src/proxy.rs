@@ -10,7 +10,7 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serin_config::{Cidr, Limits};
-use serin_control::telemetry::Outcome;
+use serin_control::Outcome;
 use serin_control::{Live, RouteSnap, Snapshot};
 
 use crate::body::{keep, ClientBody, Kept, UpstreamBody};
@@ -383,7 +383,7 @@ fn final_answer(f: &serin_control::FallbackSnap, json: bool) -> Response<ProxyBo
 }
 
 /// The maintenance page: 503, HTML or JSON by `Accept`.
-fn maintenance(m: &serin_control::live::Maintenance, json: bool) -> Response<ProxyBody> {
+fn maintenance(m: &serin_control::Maintenance, json: bool) -> Response<ProxyBody> {
     let mut resp = if json {
         answer(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -453,7 +453,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let shared = serin_control::live::Shared::default();
+        let shared = serin_control::Shared::default();
         let live = Arc::new(Live::new(config, "r1", shared).unwrap());
         let proxy = Arc::new(Proxy::new(live, &Limits::default()));
         let size = Arc::new(AtomicUsize::new(0));

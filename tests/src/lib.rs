@@ -100,7 +100,7 @@ impl TestEnv {
             .expect("compile table")
             .with_config_path(&config_path)
             .expect("register the routing file")
-            .with_auth(serin_control::api::Auth::token(TOKEN));
+            .with_auth(serin_control::Auth::token(TOKEN));
         let live = app.live().clone();
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(app.serve(listeners, rx));
@@ -148,9 +148,9 @@ impl TestEnv {
         weights: &[(&str, f64)],
     ) -> Result<(), serin_control::LiveError> {
         let weights = weights.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
-        let draft = serin_control::event::Draft::new(
-            serin_control::event::Actor::Api,
-            serin_control::event::EventKind::WeightsChanged,
+        let draft = serin_control::Draft::new(
+            serin_control::Actor::Api,
+            serin_control::EventKind::WeightsChanged,
             "test",
         );
         self.live.set_weights(route, &weights, draft).map(drop)

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use super::ApiError;
 
 /// The largest request body the admin API reads.
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 /// A required JSON body.
 #[derive(Debug)]

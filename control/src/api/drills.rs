@@ -26,8 +26,8 @@ pub(crate) async fn start(
     State(st): State<ApiState>,
     JsonBody(spec): JsonBody<DrillSpec>,
 ) -> Result<(StatusCode, Json<DrillReport>), ApiError> {
-    let live = st.live.clone();
-    let report = blocking(move || live.shared().drills.start(&live, spec)).await?;
+    let (live, drills) = (st.live.clone(), st.drills.clone());
+    let report = blocking(move || drills.start(&live, spec)).await?;
     Ok((StatusCode::CREATED, Json(report)))
 }
 
@@ -41,9 +41,7 @@ pub(crate) async fn report(
     State(st): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<DrillReport>, ApiError> {
-    st.live
-        .shared()
-        .drills
+    st.drills
         .report(&st.live, &id)
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no drill {id:?}")))

@@ -11,7 +11,7 @@ use crate::LiveError;
 /// An admin call that failed. Rendered as `{"error": "..."}`; internals
 /// never leak into the message.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("{0}")]
     NotFound(String),
     /// The request is not what the endpoint takes (malformed JSON, wrong shape).
@@ -46,7 +46,7 @@ pub enum ApiError {
 
 /// The body of every failed call.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
     /// On a 409 in a fleet: the live state in force (weights, route

@@ -54,7 +54,7 @@ use super::{
         (name = "drills", description = "rollback drills: a rehearsal fault inside serin, timed"),
     )
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// Adds the `bearer` security scheme the mutating paths name.
 struct Bearer;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{ApiError, ApiState, ErrorBody};
+use crate::persist::weight_json;
 use crate::RouteSnap;
 
 /// SPEC.md's status shape.
@@ -87,12 +88,7 @@ pub(crate) fn route_status(st: &ApiState, r: &RouteSnap) -> RouteStatus {
     RouteStatus {
         name: r.name.to_string(),
         state: r.phase.as_str(),
-        verdict: st
-            .live
-            .shared()
-            .verdicts
-            .get(&r.name)
-            .map(|v| v.to_string()),
+        verdict: st.engine.verdicts().get(&r.name).map(|v| v.to_string()),
         weights: r
             .versions
             .iter()
@@ -111,14 +107,5 @@ pub(crate) fn route_status(st: &ApiState, r: &RouteSnap) -> RouteStatus {
                 health: v.health.as_str(),
             })
             .collect(),
-    }
-}
-
-/// Whole weights print as integers (`90`, not `90.0`), fractions as they are.
-pub fn weight_json(w: f64) -> Value {
-    if w.fract() == 0.0 && w.abs() < 1e15 {
-        Value::from(w as i64)
-    } else {
-        Value::from(w)
     }
 }

@@ -6,6 +6,7 @@ use serin_config::Route;
 
 use super::actions;
 use super::decide::Decision;
+use super::Verdicts;
 use crate::event::{Actor, Draft};
 use crate::{Live, LiveError};
 
@@ -13,7 +14,12 @@ use crate::{Live, LiveError};
 ///
 /// # Errors
 /// The action was refused or could not be saved: nothing changed.
-pub(super) fn apply(live: &Live, r: &Route, d: Decision) -> Result<(), LiveError> {
+pub(super) fn apply(
+    live: &Live,
+    verdicts: &Verdicts,
+    r: &Route,
+    d: Decision,
+) -> Result<(), LiveError> {
     let name = r.name.as_str();
     match d {
         Decision::Note(kind, reason) => {
@@ -23,7 +29,7 @@ pub(super) fn apply(live: &Live, r: &Route, d: Decision) -> Result<(), LiveError
             Ok(())
         }
         Decision::Verdict(v) => {
-            live.shared().verdicts.set(name, v);
+            verdicts.set(name, v);
             Ok(())
         }
         Decision::StartRollout => {

@@ -9,7 +9,7 @@ use crate::telemetry::WindowStats;
 
 /// What the engine knows about one canary at one tick.
 #[derive(Debug)]
-pub struct Evidence<'a> {
+pub(crate) struct Evidence<'a> {
     pub canary: &'a WindowStats,
     /// The stable version over the same window; `None` when the route has
     /// no stable version with traffic (baseline rules cannot hold then).
@@ -27,7 +27,7 @@ pub struct Evidence<'a> {
 
 /// A rule that holds, with the numbers that made it hold.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Hit {
+pub(crate) struct Hit {
     /// E.g. `error_rate 31% > 10%`.
     pub text: String,
     /// Requests in the window, when the rule judged traffic.
@@ -36,7 +36,7 @@ pub struct Hit {
 
 /// One level's verdict this tick.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// At least one rule holds.
     Breached(Hit),
     /// No rule holds, with enough requests to say so.
@@ -53,7 +53,7 @@ impl Hit {
     }
 
     /// `error_rate 31% > 10% held 2m0s (n=1840)`: the reason an action quotes.
-    pub fn held(&self, confirm: Duration) -> String {
+    pub(crate) fn held(&self, confirm: Duration) -> String {
         let held = serin_config::format_duration(confirm);
         match self.n {
             Some(n) => format!("{} held {held} (n={n})", self.text),
@@ -75,7 +75,8 @@ impl std::fmt::Display for Hit {
 
 impl Verdict {
     /// The hit, if breached.
-    pub fn hit(&self) -> Option<&Hit> {
+    #[cfg(test)]
+    pub(crate) fn hit(&self) -> Option<&Hit> {
         match self {
             Self::Breached(h) => Some(h),
             _ => None,
@@ -87,7 +88,7 @@ impl Verdict {
 /// traffic (`breaker_open`, `unhealthy`) are judged whatever the count;
 /// the others only with at least `min_requests` in their sample (requests
 /// in the window; mirrored comparisons for `mirror_mismatch_rate`).
-pub fn judge_level(rules: &[Rule], ev: &Evidence<'_>) -> Verdict {
+pub(crate) fn judge_level(rules: &[Rule], ev: &Evidence<'_>) -> Verdict {
     let mut short: Option<u64> = None;
     for rule in rules {
         if let Some(n) = sample(rule, ev).filter(|n| *n < ev.min_requests) {
@@ -120,7 +121,7 @@ fn sample(rule: &Rule, ev: &Evidence<'_>) -> Option<u64> {
 }
 
 /// Whether one rule holds, and why.
-pub fn judge(rule: &Rule, ev: &Evidence<'_>) -> Option<Hit> {
+pub(crate) fn judge(rule: &Rule, ev: &Evidence<'_>) -> Option<Hit> {
     match &rule.kind {
         RuleKind::BreakerOpen => ev
             .breaker_open
@@ -204,7 +205,7 @@ fn quantile(metric: Metric) -> Option<f64> {
 }
 
 /// The metric's value over a window, in its unit; `None` with no requests.
-pub fn measure(metric: Metric, w: &WindowStats) -> Option<f64> {
+pub(crate) fn measure(metric: Metric, w: &WindowStats) -> Option<f64> {
     match metric {
         Metric::ErrorRate => w.error_rate(),
         Metric::Availability => w.availability(),

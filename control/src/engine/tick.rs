@@ -13,13 +13,18 @@ use tokio::time::Instant;
 use super::actions::{canaries, stable_of};
 use super::apply::apply;
 use super::decide::{decide, Canary, Decision, Track, View};
-use crate::breaker::BreakerState;
+use super::Verdicts;
+use crate::handle::BreakerState;
 use crate::persist::{LiveState, Phase};
 use crate::{Live, RouteSnap};
 
 /// Judges every route once and applies what was decided. Returns the
 /// earliest instant a route asked to be looked at again.
-pub(super) fn evaluate(live: &Live, tracks: &mut HashMap<String, Track>) -> Option<Instant> {
+pub(super) fn evaluate(
+    live: &Live,
+    verdicts: &Verdicts,
+    tracks: &mut HashMap<String, Track>,
+) -> Option<Instant> {
     if !live.decides() {
         // A follower in a fleet: the leader judges. Its own judgement
         // starts afresh if it is elected.
@@ -52,7 +57,7 @@ pub(super) fn evaluate(live: &Live, tracks: &mut HashMap<String, Track>) -> Opti
                 Decision::Rollback { level, .. } | Decision::Pause { level, .. } => Some(*level),
                 _ => None,
             };
-            if let Err(e) = apply(live, r, d) {
+            if let Err(e) = apply(live, verdicts, r, d) {
                 tracing::warn!(route = %r.name, error = %e, "engine action failed");
                 // Only a decision that took effect is done; a failed one
                 // is decided again.

@@ -13,6 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use crate::handle::Failure;
+
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::StatusCode;
 use serin_config::UpstreamTls;
@@ -39,41 +41,12 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<StatusCode, Failure>> + Send + 'a>>;
 }
 
-/// Why a probe failed; `Display` is the word in reasons (`HTTP 503`, `timeout`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// An answer outside 2xx/3xx.
-    Status(u16),
-    /// No response headers (or no connection) within the timeout.
-    Timeout,
-    /// The connection was refused.
-    Refused,
-    /// The connection was reset or closed before an answer.
-    Reset,
-    /// Anything else (bad address, protocol error).
-    Error,
-}
-
 /// Body bytes read from a successful probe so its connection can be
 /// reused; a larger body is dropped with its connection.
 pub const BODY_MAX: usize = 64 * 1024;
 
 /// A probe's `user-agent`, so a version's logs can tell probes from traffic.
 pub const USER_AGENT: &str = "serin-health-check";
-
-// === impl Failure ===
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Status(code) => write!(f, "HTTP {code}"),
-            Self::Timeout => f.write_str("timeout"),
-            Self::Refused => f.write_str("refused"),
-            Self::Reset => f.write_str("reset"),
-            Self::Error => f.write_str("error"),
-        }
-    }
-}
 
 /// Probes `to` once through `connector`. Returns the result and the time
 /// to response headers (the timeout when there were none).

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use super::prober::Prober;
 use super::*;
+use crate::handle::{Failure, Health, HealthState};
 use crate::{Live, Shared};
 
 const FAIL: Result<(), Failure> = Err(Failure::Status(500));

@@ -27,7 +27,7 @@ use crate::persist::{LiveState, Phase, RouteState};
 
 /// Which rule to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MergeMode {
+pub(crate) enum MergeMode {
     /// A changed routing file (watcher, SIGHUP, `POST /reload`).
     Reload,
     /// `POST /revisions/{id}/restore`.
@@ -37,7 +37,12 @@ pub enum MergeMode {
 /// Carries `state` over from `old` to `new` (see the module docs) and
 /// returns one note per dropped or protected piece of state, for the
 /// event's reason.
-pub fn merge(old: &Config, new: &Config, state: &mut LiveState, mode: MergeMode) -> Vec<String> {
+pub(crate) fn merge(
+    old: &Config,
+    new: &Config,
+    state: &mut LiveState,
+    mode: MergeMode,
+) -> Vec<String> {
     let mut notes = Vec::new();
     let names: BTreeSet<String> = state
         .weights

@@ -14,7 +14,7 @@ use crate::event::Actor;
 
 /// A burst of events (an editor's temp file, rename and chmod; a ConfigMap
 /// swap) counts as one change once it has been quiet this long.
-pub const DEBOUNCE: Duration = Duration::from_millis(200);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// A file rewritten without pause is still reloaded this often.
 const MAX_DELAY: Duration = Duration::from_secs(1);

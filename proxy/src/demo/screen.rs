@@ -99,7 +99,7 @@ impl Screen {
 
     /// When `e` happened, in seconds on the demo's clock (the audit log's
     /// own time, not when the screen noticed it).
-    fn at(&self, e: &serin_control::event::Event) -> f64 {
+    fn at(&self, e: &serin_control::Event) -> f64 {
         humantime::parse_rfc3339(&e.time)
             .ok()
             .and_then(|t| t.duration_since(self.wall).ok())
@@ -232,9 +232,9 @@ impl Screen {
         }
         // The incident report, as `serin incidents ID` prints it (its
         // timeline is the one above).
-        if let Some(i) = serin_control::incident::list(&events).pop() {
+        if let Some(i) = serin_control::incidents(&events).pop() {
             println!("\nIncident report (serin incidents {}):\n", i.id);
-            let md = serin_control::incident::markdown(&i);
+            let md = serin_control::incident_markdown(&i);
             let head = md.split("## Timeline").next().unwrap_or(&md);
             for line in head.lines() {
                 println!("  {line}");

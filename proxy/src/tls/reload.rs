@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serin_control::event::{Actor, Draft, EventKind};
 use serin_control::Live;
+use serin_control::{Actor, Draft, EventKind};
 use tokio::task::JoinHandle;
 
 use super::Tls;

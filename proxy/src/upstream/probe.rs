@@ -8,7 +8,9 @@ use std::pin::Pin;
 
 use http::{header, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
-use serin_control::health::{Connector, Failure, ProbeTarget, BODY_MAX, USER_AGENT};
+use serin_control::{
+    Connector, Failure, ProbeTarget, PROBE_BODY_MAX as BODY_MAX, PROBE_USER_AGENT as USER_AGENT,
+};
 
 use super::{SendError, Target, UpstreamClient, UpstreamError};
 use crate::body::UpstreamBody;

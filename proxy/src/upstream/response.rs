@@ -53,7 +53,7 @@ struct H2Body {
     body: hyper::body::Incoming,
     /// Told when trailers carry a non-zero `grpc-status` (a gRPC error
     /// after the response head).
-    grpc: Option<Arc<serin_control::telemetry::VersionStats>>,
+    grpc: Option<Arc<serin_control::VersionStats>>,
 }
 
 #[derive(Debug)]
@@ -136,7 +136,7 @@ impl RespBody {
 
     /// Counts a non-zero `grpc-status` in this body's trailers as an error
     /// of the version `stats` belongs to.
-    pub(crate) fn report_grpc_to(&mut self, stats: Arc<serin_control::telemetry::VersionStats>) {
+    pub(crate) fn report_grpc_to(&mut self, stats: Arc<serin_control::VersionStats>) {
         if let State::H2(h) = &mut self.state {
             h.grpc = Some(stats);
         }

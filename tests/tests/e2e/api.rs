@@ -351,7 +351,7 @@ async fn openapi_lists_every_route() {
         .await
         .json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for e in serin_control::api::endpoints() {
+    for e in serin_control::api_endpoints() {
         let method = e.method.as_str().to_lowercase();
         assert!(
             doc["paths"][e.path][&method].is_object(),
@@ -375,7 +375,7 @@ async fn openapi_lists_every_route() {
         .sum();
     assert_eq!(
         documented,
-        serin_control::api::endpoints().len(),
+        serin_control::api_endpoints().len(),
         "nothing documented that is not routed"
     );
     env.stop().await;

@@ -218,7 +218,10 @@ async fn a_drills_rollback_opens_an_incident_with_its_report() {
     for k in ["detection_s", "decision_s", "rollback_s"] {
         assert!(i[k].as_f64().is_some(), "no {k}: {i}");
     }
-    assert!(i["decision_s"].as_f64().unwrap() >= 1.0, "{i}");
+    // The engine acts `confirm` (1 s) after the instant it saw the breach;
+    // the breach's event is stamped when it is recorded, a few
+    // milliseconds later under load, and times are cut to milliseconds.
+    assert!(i["decision_s"].as_f64().unwrap() >= 0.95, "{i}");
     assert_eq!(i["client_errors"], 0, "{i}");
     assert!(i["client_requests"].as_u64().unwrap() > 0, "{i}");
     assert_eq!(i["before"]["v2"], 20, "{i}");

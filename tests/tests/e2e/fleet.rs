@@ -3,10 +3,7 @@
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use serin_control::event::{Actor, Draft, EventKind, Events};
-use serin_control::fleet::EtcdStore;
-use serin_control::persist::LiveState;
-use serin_control::store::{Store, StoreError};
+use serin_control::{Actor, Draft, EtcdStore, EventKind, Events, LiveState, Store, StoreError};
 use serin_loadtest::{FakeHandle, FakeVersion, LoadConfig, Report};
 use serin_tests::client::TestClient;
 use serin_tests::etcd::Etcd;
@@ -320,7 +317,7 @@ async fn of_two_conflicting_changes_exactly_one_wins() {
     drop((x, y));
     // The fleet's chain did not fork: y's entry follows x's, and the chain
     // reaches the head the state records.
-    let chain = serin_control::fleet::verify_cluster(&cluster(&etcd, "/serin/cas", "z")).await;
+    let chain = serin_control::verify_cluster(&cluster(&etcd, "/serin/cas", "z")).await;
     assert_eq!(chain, Ok(2), "{chain:?}");
 
     // Over the API: two replicas changing the same route at once, many
@@ -612,6 +609,89 @@ async fn a_partitioned_replica_pulls_a_failing_canary_by_itself_and_writes_it_ba
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_taken_while_partitioned_survives_a_restart_and_is_written_back() {
+    let etcd = Etcd::start();
+    let relay = serin_tests::relay::Relay::start(etcd.addr()).await;
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let rules = "critical = [\"error_rate > 10%\"]";
+    let file = |node: &str| {
+        let url = if node == "c" { relay.url() } else { etcd.url() };
+        routes_at(&url, "/serin/pending", node, &v1, &v2, (90, 10), rules)
+    };
+    let mut fleet = Fleet::start_with(file);
+    for i in 0..3 {
+        assert_eventually!(
+            fleet.status(i).await["cluster"]["connected"] == true,
+            10,
+            "replica {i} never connected"
+        );
+    }
+    relay.cut();
+    assert_eventually!(
+        fleet.status(2).await["cluster"]["partitioned"] == true,
+        8,
+        "c never saw itself partitioned"
+    );
+    v2.faults().set_error_rate(1.0);
+    let traffic = load(&fleet, 2, 80.0, 6);
+    assert_eventually!(
+        fleet.weights(2).await["v2"] == 0,
+        8,
+        "c did not pull v2: {}",
+        fleet.weights(2).await
+    );
+    assert_eq!(traffic.await.unwrap().errors, 0);
+    // C dies before it can write its decision back; etcd is reachable
+    // again when it restarts, and the fleet has not changed meanwhile.
+    fleet.replicas[2].child.kill().unwrap();
+    let _ = fleet.replicas[2].child.wait();
+    assert_eq!(
+        fleet.weights(0).await["v2"],
+        10,
+        "the fleet cannot know yet"
+    );
+    relay.restore();
+    fleet.replicas[2] = SerinProcess::spawn_with_env(
+        fleet.dirs[2].path(),
+        &file("c"),
+        &[("SERIN_ADMIN_TOKEN", TOKEN)],
+    );
+    assert_eq!(
+        fleet.weights(2).await["v2"],
+        0,
+        "c restarted on its own decision, not on the fleet's older state"
+    );
+    for i in 0..2 {
+        assert_eventually!(
+            fleet.weights(i).await["v2"] == 0,
+            10,
+            "replica {i} never got the rollback c decided before its restart: {}",
+            fleet.weights(i).await
+        );
+    }
+    assert_eventually!(
+        fleet.events(2, "").await["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "fleet_rejoined"
+                && e["reason"].as_str().unwrap().contains("is the fleet's now")),
+        5,
+        "c never said its decision was written back"
+    );
+    assert!(
+        !fleet.dirs[2]
+            .path()
+            .join("state/fleet-pending.json")
+            .exists(),
+        "the written-back decision is no longer kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_on_one_replica_is_the_fleets_routing_file_and_the_others_drift() {
     let etcd = Etcd::start();
     let (v1, v2) = (
@@ -741,7 +821,10 @@ async fn one_audit_chain_for_the_fleet_mirrored_everywhere_and_a_deleted_head_sh
     );
     let entries = read(0).lines().count();
     for i in 0..3 {
-        assert_eq!(serin_control::audit::verify(&mirror(i)).unwrap(), entries);
+        assert_eq!(
+            serin_control::verify_audit_log(&mirror(i)).unwrap(),
+            entries
+        );
     }
     let verify = || {
         std::process::Command::new(serin_tests::serin_bin())

@@ -30,7 +30,7 @@ async fn admin(env: &TestEnv, method: &str, path: &str) -> serin_tests::client::
         .await
 }
 
-fn events(env: &TestEnv, kind: &str) -> Vec<serin_control::event::Event> {
+fn events(env: &TestEnv, kind: &str) -> Vec<serin_control::Event> {
     let all = env.live.shared().events.since(0, None);
     all.into_iter().filter(|e| e.kind == kind).collect()
 }
@@ -60,7 +60,7 @@ async fn a_file_rewrite_applies_within_a_second() {
     let took = t0.elapsed();
     let applied = events(&env, "config_applied");
     assert_eq!(applied.len(), 1);
-    assert_eq!(applied[0].actor, serin_control::event::Actor::File);
+    assert_eq!(applied[0].actor, serin_control::Actor::File);
     assert_eq!(env.live.snapshot().revision.as_ref(), "r2");
     eprintln!("rewrite applied in {took:?}");
     env.stop().await;
