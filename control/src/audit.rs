@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::event::Event;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// `prev_hash` of the first entry.
 pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -82,7 +83,7 @@ impl AuditWriter {
     /// When the file cannot be read or created, an existing line is not an
     /// event (a torn last line from a crash is dropped, not an error), or
     /// the thread cannot be started.
-    pub(crate) fn open(path: &Path) -> io::Result<(Self, Vec<Event>)> {
+    pub(crate) fn open<T: DeserializeOwned>(path: &Path) -> io::Result<(Self, Vec<T>)> {
         let events = read_log(path)?;
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let (tx, rx) = mpsc::channel();
@@ -109,8 +110,8 @@ impl AuditWriter {
     ///
     /// # Errors
     /// When the event cannot be serialized.
-    pub(crate) fn append(&mut self, event: &Event) -> io::Result<Ticket> {
-        let mut line = serde_json::to_vec(event)?;
+    pub(crate) fn append(&mut self, entry: &impl Serialize) -> io::Result<Ticket> {
+        let mut line = serde_json::to_vec(entry)?;
         line.push(b'\n');
         if let Some(tx) = &self.tx {
             // The thread ends only when `tx` is dropped.
@@ -244,7 +245,7 @@ fn append_synced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
 
 /// The entries of the log at `path` (none when it does not exist); a torn
 /// last line is cut off the file.
-fn read_log(path: &Path) -> io::Result<Vec<Event>> {
+fn read_log<T: DeserializeOwned>(path: &Path) -> io::Result<Vec<T>> {
     let mut events = Vec::new();
     if !path.exists() {
         return Ok(events);
@@ -252,7 +253,7 @@ fn read_log(path: &Path) -> io::Result<Vec<Event>> {
     let text = std::fs::read_to_string(path)?;
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
-        match serde_json::from_str::<Event>(line) {
+        match serde_json::from_str::<T>(line) {
             Ok(e) => events.push(e),
             // A crash can tear only the end: lines are written in order,
             // and an append is the last thing a write does.
@@ -271,30 +272,15 @@ fn read_log(path: &Path) -> io::Result<Vec<Event>> {
     Ok(events)
 }
 
-/// Chains `event` after an entry whose hash is `prev_hash`: fills its
-/// `prev_hash` and `hash` (the same rule as the file's).
-///
-/// # Errors
-/// When the event cannot be serialized.
-pub(crate) fn chain(event: &mut Event, prev_hash: &str) -> io::Result<()> {
-    prev_hash.clone_into(&mut event.prev_hash);
-    event.hash = hash_of(event)?;
-    Ok(())
-}
-
 fn truncate_to(path: &Path, len: usize) -> io::Result<()> {
     let f = OpenOptions::new().write(true).open(path)?;
     f.set_len(len as u64)?;
     f.sync_all()
 }
 
-/// The hash an entry must carry.
-fn hash_of(event: &Event) -> io::Result<String> {
-    let value = serde_json::to_value(event)?;
-    Ok(hash_value(&value))
-}
-
-fn hash_value(value: &Value) -> String {
+/// The hash an entry, given as JSON with its `prev_hash` set, must carry
+/// (its `hash` field, if any, left out).
+pub(crate) fn entry_hash(value: &Value) -> String {
     let mut canonical = value.clone();
     if let Some(map) = canonical.as_object_mut() {
         map.remove("hash");
@@ -368,7 +354,7 @@ pub(crate) fn verify_values(
                 return Err(broken(format!("seq {seq} follows {p}")));
             }
         }
-        let want = hash_value(&value);
+        let want = entry_hash(&value);
         if field("hash") != want {
             return Err(broken(
                 "hash does not match the entry (the line was edited)".into(),

@@ -61,7 +61,7 @@ pub(crate) fn check(live: &Live, seen: &mut Seen) {
             let now = v.breaker.state();
             let key = (route.name.clone(), v.name.clone());
             let before = seen.insert(key, now).unwrap_or(BreakerState::Closed);
-            crate::metrics::breaker_state(&route.name, &v.name, now);
+            crate::metrics::breaker_state(&route.name, &v.name, now as u8);
             if before != now && !tripped {
                 note_change(live, route, v, before, now);
             }

@@ -151,6 +151,21 @@ fn stamp(draft: Draft) -> Event {
     }
 }
 
+// === impl Event ===
+
+impl Event {
+    /// Chains this event after an entry whose hash is `prev_hash`: fills
+    /// its `prev_hash` and `hash` (the audit log's rule, `audit.rs`).
+    ///
+    /// # Errors
+    /// When the event cannot be serialized.
+    pub(crate) fn chain(&mut self, prev_hash: &str) -> std::io::Result<()> {
+        prev_hash.clone_into(&mut self.prev_hash);
+        self.hash = crate::audit::entry_hash(&serde_json::to_value(&*self)?);
+        Ok(())
+    }
+}
+
 // === impl EventKind ===
 
 impl EventKind {
@@ -313,7 +328,7 @@ impl Events {
     /// When the directory or the log cannot be created or read.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let (audit, past) = AuditWriter::open(&dir.join("audit.log"))?;
+        let (audit, past) = AuditWriter::open::<Event>(&dir.join("audit.log"))?;
         let me = Self::default();
         {
             let mut ring = me.ring.lock().unwrap_or_else(|p| p.into_inner());
@@ -436,8 +451,7 @@ impl Events {
         event.seq = ring.next_seq;
         let mut ticket = None;
         if let Some(audit) = ring.audit.as_mut() {
-            let appended =
-                crate::audit::chain(&mut event, &ring.head).and_then(|()| audit.append(&event));
+            let appended = event.chain(&ring.head).and_then(|()| audit.append(&event));
             match appended {
                 Ok(t) => {
                     ring.head.clone_from(&event.hash);

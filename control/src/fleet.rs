@@ -675,7 +675,7 @@ impl Worker {
         // The event, chained after the head of the state this is based on.
         let mut entry = event.clone();
         entry.seq = self.head.seq + 1;
-        crate::audit::chain(&mut entry, &self.head.hash)?;
+        entry.chain(&self.head.hash)?;
         let head = Head {
             seq: entry.seq,
             hash: entry.hash.clone(),
@@ -1236,7 +1236,7 @@ fn open_chain(state_dir: &std::path::Path) -> Option<(crate::audit::AuditWriter,
         tracing::warn!(error = %e, "fleet: no audit mirror");
         return None;
     }
-    match crate::audit::AuditWriter::open(&state_dir.join("fleet-audit.log")) {
+    match crate::audit::AuditWriter::open::<Event>(&state_dir.join("fleet-audit.log")) {
         Ok((log, past)) => {
             let last = past.last().map_or_else(Head::default, |e| Head {
                 seq: e.seq,

@@ -35,7 +35,8 @@
 //! - `mirror`: what a route's `[routes.mirror]` sent, shed and found
 //!   different (the copies are the data plane's; their stats telemetry's).
 //! - `telemetry`: per-version and per-route counts and latency histograms
-//!   in 1 s slots (sharded recording, packed slots, windows read on demand).
+//!   in 1 s slots (sharded recording, packed slots, windows read on demand);
+//!   `outcome`: what one attempt came to, the word they all count in.
 //! - `metrics`: every `serin_*` Prometheus name and the `/metrics` recorder.
 //! - `reload`: hot reload of the routing file (`reload/merge.rs` the rule
 //!   that carries live state over, `reload/watch.rs` the debounced watcher
@@ -57,6 +58,7 @@ mod live;
 mod metrics;
 mod mirror;
 mod notify;
+mod outcome;
 mod persist;
 mod reload;
 mod revisions;
@@ -82,8 +84,9 @@ pub use live::{
 };
 pub use mirror::{stamp as mirror_stamp, Answer, InFlight, Mismatch};
 pub use notify::spawn as spawn_notifiers;
+pub use outcome::Outcome;
 pub use persist::LiveState;
 pub use reload::watch::{watch as watch_routing_file, Watch};
 pub use reload::{ReloadError, Reloader};
 pub use store::{Store, StoreError};
-pub use telemetry::{Outcome, SignalValues, Telemetry, VersionStats};
+pub use telemetry::{SignalValues, Telemetry, VersionStats};

@@ -16,9 +16,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::handle::BreakerState;
-use crate::handle::HealthState;
-use crate::telemetry::Outcome;
+use crate::outcome::Outcome;
 use serin_config::MAX_SIGNALS;
 
 /// Upstream attempts per version: `{route, version, outcome}`.
@@ -147,20 +145,18 @@ pub(crate) fn fallback_counter(route: &str, from: &str, to: &str) -> Counter {
         label::ROUTE => route.to_owned(), label::FROM => from.to_owned(), label::TO => to.to_owned())
 }
 
-/// Sets `serin_breaker_state{route,version}`.
-pub(crate) fn breaker_state(route: &str, version: &str, state: BreakerState) {
+/// Sets `serin_breaker_state{route,version}` to `state`, the breaker's
+/// gauge value (0 closed, 1 half-open, 2 open: `BreakerState as u8`).
+pub(crate) fn breaker_state(route: &str, version: &str, state: u8) {
     ::metrics::gauge!(BREAKER_STATE,
         label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
-    .set(f64::from(state as u8));
+    .set(f64::from(state));
 }
 
-/// Sets `serin_version_healthy{route,version}`: 0 when unhealthy, else 1.
-pub(crate) fn version_healthy(route: &str, version: &str, state: HealthState) {
-    let up = if state == HealthState::Unhealthy {
-        0.0
-    } else {
-        1.0
-    };
+/// Sets `serin_version_healthy{route,version}`: 0 when unhealthy, else 1
+/// (healthy, or not judged yet).
+pub(crate) fn version_healthy(route: &str, version: &str, unhealthy: bool) {
+    let up = if unhealthy { 0.0 } else { 1.0 };
     ::metrics::gauge!(VERSION_HEALTHY,
         label::ROUTE => route.to_owned(), label::VERSION => version.to_owned())
     .set(up);

@@ -275,7 +275,7 @@ fn probe_target(v: &crate::VersionSnap, path: &str) -> ProbeTarget {
 }
 
 fn record(live: &Live, key: &Key, before: HealthState, after: HealthState, reason: &str) {
-    crate::metrics::version_healthy(&key.0, &key.1, after);
+    crate::metrics::version_healthy(&key.0, &key.1, after == HealthState::Unhealthy);
     live.shared().events.record(
         Draft::new(Actor::Engine, EventKind::HealthChanged, reason)
             .route(&key.0)
@@ -307,7 +307,7 @@ impl ProbeLoop {
         let key = (self.route.clone(), self.version.clone());
         let latency = crate::metrics::health_probe_duration(&self.route, &self.version);
         self.health.restart_counts();
-        crate::metrics::version_healthy(&self.route, &self.version, self.health.state());
+        crate::metrics::version_healthy(&self.route, &self.version, self.health.is_unhealthy());
         // The first probe comes soon, but not at the same instant for every version.
         tokio::time::sleep(check.interval.mul_f64(JITTER * fastrand::f64())).await;
         loop {
