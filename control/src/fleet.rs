@@ -224,6 +224,12 @@ struct Worker {
     revisions: crate::revisions::Revisions,
     /// The campaign under the current lease (its id).
     campaign: Option<(i64, tokio::task::JoinHandle<()>)>,
+    /// The presence key held under another lease, as last seen (its lease
+    /// and revision): a dead predecessor's, which expires, or a live
+    /// replica's under the same name, which keeps being refreshed.
+    foreign: Option<(i64, i64)>,
+    /// Another live replica runs under this name: stand aside.
+    duplicate: bool,
     /// The last slot end put, per (route, version, mirrored).
     published: HashMap<(String, String, bool), tokio::time::Instant>,
 }
@@ -277,6 +283,8 @@ impl EtcdStore {
             revisions: crate::revisions::Revisions::new(state_dir, keep_revisions),
             campaign: None,
             published: HashMap::new(),
+            foreign: None,
+            duplicate: false,
         };
         std::thread::Builder::new()
             .name("serin-fleet".into())
@@ -488,6 +496,10 @@ impl Worker {
 
     /// Puts the slots this replica folded since the last put.
     async fn publish_slots(&mut self) {
+        if self.duplicate {
+            // Its slots would overwrite the other replica's.
+            return;
+        }
         let (Some(live), Some(id)) = (
             self.live.as_ref().and_then(Weak::upgrade),
             self.lease.as_ref().map(|l| l.0),
@@ -1024,11 +1036,17 @@ impl Worker {
         let value = serde_json::to_vec(&me).unwrap_or_default();
         let mut ok = self.keep_lease(&mut client).await;
         if let Some((id, ..)) = &self.lease {
+            let id = *id;
+            match self.name_taken(&mut client, id).await {
+                Ok(false) => {}
+                Ok(true) => return self.stand_aside(client).await,
+                Err(()) => ok = false,
+            }
             let put = client
                 .put(
                     self.key(&format!("nodes/{}", self.node)),
                     value,
-                    Some(PutOptions::new().with_lease(*id)),
+                    Some(PutOptions::new().with_lease(id)),
                 )
                 .await;
             if put.is_err() {
@@ -1065,6 +1083,81 @@ impl Worker {
         self.reachable(ok).await;
         let partitioned = self.partitioned.load(Ordering::Relaxed);
         self.view_mut(|v| v.partitioned = partitioned);
+    }
+
+    /// Whether this replica's presence key is held under another lease
+    /// than `lease`. Held by a live replica (refreshed since the last
+    /// beat) makes this replica a duplicate, said once in the log and in
+    /// status; held by a dead predecessor (a restart within the lease's
+    /// TTL), it waits for that lease to expire.
+    async fn name_taken(&mut self, client: &mut Client, lease: i64) -> Result<bool, ()> {
+        let key = self.key(&format!("nodes/{}", self.node));
+        let resp = client.get(key, None).await.map_err(|_| {
+            self.client = None;
+        })?;
+        let holder = resp
+            .kvs()
+            .first()
+            .map(|kv| (kv.lease(), kv.mod_revision()))
+            .filter(|(l, _)| *l != lease);
+        let Some((other, revision)) = holder else {
+            if self.duplicate {
+                tracing::info!(node = %self.node, "fleet: the node name is this replica's now");
+            }
+            self.foreign = None;
+            self.duplicate = false;
+            self.view_mut(|v| v.conflict = None);
+            return Ok(false);
+        };
+        let refreshed = self
+            .foreign
+            .is_some_and(|(l, r)| l == other && r != revision);
+        if refreshed && !self.duplicate {
+            self.duplicate = true;
+            let why = format!(
+                "another live replica runs as node {:?}: this one neither publishes telemetry \
+                 nor campaigns to lead until the name is its own (give each replica its own \
+                 [cluster] node)",
+                self.node
+            );
+            tracing::error!(node = %self.node, "fleet: {why}");
+            self.view_mut(|v| v.conflict = Some(why));
+        }
+        self.foreign = Some((other, revision));
+        Ok(true)
+    }
+
+    /// A beat while the node name is not this replica's: no presence, no
+    /// campaign, no leadership; the fleet's list and leader still read.
+    async fn stand_aside(&mut self, mut client: Client) {
+        self.leader.store(false, Ordering::Relaxed);
+        if let Some((_, task)) = self.campaign.take() {
+            task.abort();
+        }
+        let nodes = client
+            .get(self.key("nodes/"), Some(GetOptions::new().with_prefix()))
+            .await
+            .ok()
+            .map(|resp| {
+                resp.kvs()
+                    .iter()
+                    .filter_map(|kv| serde_json::from_slice::<NodeView>(kv.value()).ok())
+                    .collect::<Vec<_>>()
+            });
+        let leader = client.leader(self.key("leader")).await.ok().and_then(|r| {
+            r.kv()
+                .and_then(|kv| std::str::from_utf8(kv.value()).ok().map(str::to_owned))
+        });
+        self.log_reach(true);
+        self.view_mut(|v| {
+            v.connected = true;
+            v.leader = leader;
+            if let Some(nodes) = nodes {
+                v.nodes = nodes;
+            }
+        });
+        // Reached, whatever the name: a partition ends here too.
+        self.reachable(true).await;
     }
 
     /// Campaigns under the current lease (once per lease), and reads who

@@ -61,6 +61,12 @@ pub struct FleetView {
     pub connected: bool,
     /// Cut off from etcd past `partition_after`: deciding alone.
     pub partitioned: bool,
+    /// Why this replica stands aside, if it does: another live replica
+    /// runs under the same node name. It serves and follows the fleet's
+    /// state, but neither publishes telemetry nor campaigns to lead until
+    /// the name is its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
     /// Every replica present, by name.
     pub nodes: Vec<NodeView>,
 }

@@ -52,6 +52,9 @@ fn cluster(v: &Value) {
         head.push_str("   config drift: this replica's file differs from the fleet's");
     }
     println!("{head}");
+    if let Some(why) = c["conflict"].as_str() {
+        println!("STANDING ASIDE: {why}");
+    }
     let mut rows = vec![row(&["NODE", "REVISION", "STATE VERSION", "LAST SEEN"])];
     for n in c["nodes"].as_array().into_iter().flatten() {
         let name = text(&n["name"]);

@@ -692,6 +692,52 @@ async fn a_decision_taken_while_partitioned_survives_a_restart_and_is_written_ba
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_replica_under_a_taken_node_name_stands_aside_until_the_name_is_free() {
+    let etcd = Etcd::start();
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    // The third replica's file was copied from the first's and kept its
+    // node name. The first started first: the name is its.
+    let name = |node: &str| if node == "c" { "a" } else { node }.to_owned();
+    let mut fleet = Fleet::start_with(|node| routes(&etcd, "/serin/dup", &name(node), &v1, &v2));
+    let conflict = |v: &Value| v["cluster"]["conflict"].as_str().map(str::to_owned);
+    assert_eventually!(
+        conflict(&fleet.status(2).await)
+            .is_some_and(|c| c.contains("another live replica runs as node \"a\"")),
+        10,
+        "the copy never stood aside: {}",
+        fleet.status(2).await["cluster"]
+    );
+    let first = fleet.status(0).await;
+    assert_eq!(conflict(&first), None, "{}", first["cluster"]);
+    let names = |v: &Value| {
+        let mut n: Vec<String> = v["cluster"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&fleet.status(1).await), ["a", "b"]);
+    // The copy's users are still served, on the fleet's state.
+    assert_eq!(fleet.weights(2).await["v2"], 10);
+
+    // The first dies: once its lease runs out, the name is the copy's.
+    fleet.replicas[0].child.kill().unwrap();
+    let _ = fleet.replicas[0].child.wait();
+    assert_eventually!(
+        conflict(&fleet.status(2).await).is_none() && names(&fleet.status(2).await) == ["a", "b"],
+        15,
+        "the copy never took the free name: {}",
+        fleet.status(2).await["cluster"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_on_one_replica_is_the_fleets_routing_file_and_the_others_drift() {
     let etcd = Etcd::start();
     let (v1, v2) = (
