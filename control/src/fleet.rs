@@ -941,10 +941,21 @@ impl Worker {
         let Some(live) = self.live.as_ref().and_then(Weak::upgrade) else {
             return;
         };
+        let view = self.view.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = live.adopt(stored) {
-                tracing::error!(error = %e, "fleet: the fleet's state does not compile here; kept the table in force");
-            }
+            let version = stored.version;
+            let behind = match live.adopt(stored) {
+                Ok(true) => None,
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::error!(version, error = %e, "fleet: the fleet's state does not compile here; kept the table in force");
+                    Some(format!(
+                        "the fleet's state (version {version}) is not in force here: {e}; \
+                         serving the table in force before it"
+                    ))
+                }
+            };
+            view.lock().unwrap_or_else(|p| p.into_inner()).behind = behind;
         });
     }
 

@@ -67,6 +67,11 @@ pub struct FleetView {
     /// the name is its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conflict: Option<String>,
+    /// Why the fleet's latest state is not in force here, if it is not (a
+    /// routing file this replica cannot parse, a state that does not
+    /// compile over its file): it keeps serving the table it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behind: Option<String>,
     /// Every replica present, by name.
     pub nodes: Vec<NodeView>,
 }

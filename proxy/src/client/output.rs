@@ -55,6 +55,9 @@ fn cluster(v: &Value) {
     if let Some(why) = c["conflict"].as_str() {
         println!("STANDING ASIDE: {why}");
     }
+    if let Some(why) = c["behind"].as_str() {
+        println!("BEHIND THE FLEET: {why}");
+    }
     let mut rows = vec![row(&["NODE", "REVISION", "STATE VERSION", "LAST SEEN"])];
     for n in c["nodes"].as_array().into_iter().flatten() {
         let name = text(&n["name"]);

@@ -738,6 +738,78 @@ async fn a_second_replica_under_a_taken_node_name_stands_aside_until_the_name_is
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_state_a_replica_cannot_apply_is_said_in_its_status_and_the_next_one_heals_it() {
+    let etcd = Etcd::start();
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let fleet = Fleet::start(&etcd, "/serin/behind", &v1, &v2);
+    let dir = tempfile::tempdir().unwrap();
+    let other = EtcdStore::start(&cluster(&etcd, "/serin/behind", "newer"), dir.path(), 5).unwrap();
+    let based_on = tokio::task::spawn_blocking({
+        let other = other.clone();
+        move || other.load().unwrap().map_or(0, |s| s.version)
+    })
+    .await
+    .unwrap();
+    // A replica running a newer serin publishes a routing file these
+    // replicas cannot parse.
+    let unparsable: LiveState = serde_json::from_value(json!({
+        "revision": "r9",
+        "routing": {"revision": "r9", "sha256": "00", "text": "[routes\nname = "}
+    }))
+    .unwrap();
+    let event = Events::new(8).record(Draft::new(
+        Actor::Api,
+        EventKind::ConfigApplied,
+        "newer file",
+    ));
+    let saved = tokio::task::spawn_blocking({
+        let other = other.clone();
+        move || other.save(based_on, &unparsable, &event).unwrap()
+    })
+    .await
+    .unwrap();
+    for i in 0..3 {
+        assert_eventually!(
+            fleet.status(i).await["cluster"]["behind"]
+                .as_str()
+                .is_some_and(|b| b.contains(&format!("(version {saved}) is not in force here"))),
+            5,
+            "replica {i} does not say it is behind: {}",
+            fleet.status(i).await["cluster"]
+        );
+        // Still serving the table it had.
+        assert_eq!(fleet.weights(i).await["v2"], 10);
+    }
+    // The next change the fleet makes applies: behind no more.
+    assert_eq!(
+        fleet.set(0, json!({"v2": 0})).await.status,
+        409,
+        "based on a state not in force here"
+    );
+    let healed: LiveState = serde_json::from_value(json!({
+        "revision": "r1",
+        "weights": {"svc": {"v2": 0.0}}
+    }))
+    .unwrap();
+    let event = Events::new(8).record(Draft::new(Actor::Api, EventKind::WeightsChanged, "back"));
+    tokio::task::spawn_blocking(move || other.save(saved, &healed, &event).unwrap())
+        .await
+        .unwrap();
+    for i in 0..3 {
+        assert_eventually!(
+            fleet.status(i).await["cluster"]["behind"].is_null()
+                && fleet.weights(i).await["v2"] == 0,
+            5,
+            "replica {i} still behind: {}",
+            fleet.status(i).await["cluster"]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_on_one_replica_is_the_fleets_routing_file_and_the_others_drift() {
     let etcd = Etcd::start();
     let (v1, v2) = (
