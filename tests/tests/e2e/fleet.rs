@@ -520,20 +520,15 @@ async fn a_leader_killed_mid_rollback_is_replaced_and_the_rollback_goes_on_from_
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partitioned_replica_pulls_a_failing_canary_by_itself_and_writes_it_back() {
-    let etcd = Etcd::start();
-    let relay = serin_tests::relay::Relay::start(etcd.addr()).await;
-    let (v1, v2) = (
-        FakeVersion::start("v1").unwrap(),
-        FakeVersion::start("v2").unwrap(),
-    );
-    let rules = "critical = [\"error_rate > 10%\"]";
-    // C reaches etcd through the relay; A and B directly.
-    let fleet = Fleet::start_with(|node| {
-        let url = if node == "c" { relay.url() } else { etcd.url() };
-        routes_at(&url, "/serin/partition", node, &v1, &v2, (90, 10), rules)
-    });
+/// Replica C (index 2, reaching etcd through `relay`) is cut off past
+/// `partition_after`; v2 then fails all of C's users for `secs` seconds of
+/// load on C, and C pulls v2 by itself, with no client error.
+async fn c_cut_off_pulls_v2(
+    fleet: &Fleet,
+    relay: &serin_tests::relay::Relay,
+    v2: &FakeHandle,
+    secs: u64,
+) {
     for i in 0..3 {
         assert_eventually!(
             fleet.status(i).await["cluster"]["connected"] == true,
@@ -550,17 +545,34 @@ async fn a_partitioned_replica_pulls_a_failing_canary_by_itself_and_writes_it_ba
     );
     // Only C's users, and v2 fails them all (the chain answers from v1).
     v2.faults().set_error_rate(1.0);
-    let traffic = load(&fleet, 2, 80.0, 10);
+    let traffic = load(fleet, 2, 80.0, secs);
     assert_eventually!(
         fleet.weights(2).await["v2"] == 0,
         8,
         "c did not pull v2: {}",
         fleet.weights(2).await
     );
-    // The fleet does not know yet.
-    assert_eq!(fleet.weights(0).await["v2"], 10);
     let r = traffic.await.unwrap();
     assert_eq!(r.errors, 0, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_replica_pulls_a_failing_canary_by_itself_and_writes_it_back() {
+    let etcd = Etcd::start();
+    let relay = serin_tests::relay::Relay::start(etcd.addr()).await;
+    let (v1, v2) = (
+        FakeVersion::start("v1").unwrap(),
+        FakeVersion::start("v2").unwrap(),
+    );
+    let rules = "critical = [\"error_rate > 10%\"]";
+    // C reaches etcd through the relay; A and B directly.
+    let fleet = Fleet::start_with(|node| {
+        let url = if node == "c" { relay.url() } else { etcd.url() };
+        routes_at(&url, "/serin/partition", node, &v1, &v2, (90, 10), rules)
+    });
+    c_cut_off_pulls_v2(&fleet, &relay, &v2, 10).await;
+    // The fleet does not know yet.
+    assert_eq!(fleet.weights(0).await["v2"], 10);
 
     // Back in touch: the fleet had not changed, so C's decision is written
     // back and in force everywhere.
@@ -622,28 +634,7 @@ async fn a_decision_taken_while_partitioned_survives_a_restart_and_is_written_ba
         routes_at(&url, "/serin/pending", node, &v1, &v2, (90, 10), rules)
     };
     let mut fleet = Fleet::start_with(file);
-    for i in 0..3 {
-        assert_eventually!(
-            fleet.status(i).await["cluster"]["connected"] == true,
-            10,
-            "replica {i} never connected"
-        );
-    }
-    relay.cut();
-    assert_eventually!(
-        fleet.status(2).await["cluster"]["partitioned"] == true,
-        8,
-        "c never saw itself partitioned"
-    );
-    v2.faults().set_error_rate(1.0);
-    let traffic = load(&fleet, 2, 80.0, 6);
-    assert_eventually!(
-        fleet.weights(2).await["v2"] == 0,
-        8,
-        "c did not pull v2: {}",
-        fleet.weights(2).await
-    );
-    assert_eq!(traffic.await.unwrap().errors, 0);
+    c_cut_off_pulls_v2(&fleet, &relay, &v2, 6).await;
     // C dies before it can write its decision back; etcd is reachable
     // again when it restarts, and the fleet has not changed meanwhile.
     fleet.replicas[2].child.kill().unwrap();
