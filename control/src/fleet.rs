@@ -814,6 +814,7 @@ impl Worker {
             );
             return;
         };
+        self.read_head(base).await;
         match self.save(base, state, event).await {
             Ok(version) => {
                 self.set_pending(None);
@@ -831,7 +832,8 @@ impl Worker {
             Err(StoreError::Conflict { current }) => {
                 self.set_pending(None);
                 let (node, version) = (current.node.clone().unwrap_or_default(), current.version);
-                self.adopt(*current);
+                // `save` has followed it (seen, head, mirrors): `Live` must too.
+                self.push(*current);
                 self.note(
                     EventKind::FleetRejoined,
                     format!(
@@ -846,6 +848,29 @@ impl Worker {
                 // next heartbeat.
                 self.partitioned.store(true, Ordering::Relaxed);
                 tracing::warn!(error = %e, "fleet: write-back failed; retried");
+            }
+        }
+    }
+
+    /// The audit chain's head as etcd's state records it, when that state
+    /// is still version `base` (a replica that started cut off never read
+    /// it: its write-back would chain after the wrong entry and fail as a
+    /// conflict the fleet never made).
+    async fn read_head(&mut self, base: u64) {
+        let Some(mut client) = self.connected().await else {
+            return;
+        };
+        let Ok(resp) = client.get(self.key("state"), None).await else {
+            return;
+        };
+        if let Some(Ok((stored, head))) = resp
+            .kvs()
+            .first()
+            .map(|kv| parse_with_head(kv.value(), kv.mod_revision()))
+        {
+            if stored.version == base {
+                self.seen = self.seen.max(base);
+                self.head = head;
             }
         }
     }

@@ -313,7 +313,6 @@ impl App {
         if let Some(log) = self.proxy.access() {
             log.flush();
         }
-        self.live.shared().events.flush();
         for task in background
             .into_iter()
             .chain(notifiers)
@@ -322,5 +321,7 @@ impl App {
         {
             task.abort();
         }
+        // After the tasks: what they recorded meanwhile is on disk too.
+        self.live.shared().events.flush();
     }
 }

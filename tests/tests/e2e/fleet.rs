@@ -622,6 +622,18 @@ async fn a_partitioned_replica_pulls_a_failing_canary_by_itself_and_writes_it_ba
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decision_taken_while_partitioned_survives_a_restart_and_is_written_back() {
+    decision_survives_restart(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_survives_a_restart_still_cut_off_and_is_written_back_once_etcd_is_back() {
+    decision_survives_restart(true).await;
+}
+
+/// C pulls v2 while cut off, dies before its write-back and restarts:
+/// with etcd reachable again, or (`still_cut`) still cut off, etcd back
+/// only after the restart. Either way the fleet has not changed meanwhile.
+async fn decision_survives_restart(still_cut: bool) {
     let etcd = Etcd::start();
     let relay = serin_tests::relay::Relay::start(etcd.addr()).await;
     let (v1, v2) = (
@@ -635,8 +647,7 @@ async fn a_decision_taken_while_partitioned_survives_a_restart_and_is_written_ba
     };
     let mut fleet = Fleet::start_with(file);
     c_cut_off_pulls_v2(&fleet, &relay, &v2, 6).await;
-    // C dies before it can write its decision back; etcd is reachable
-    // again when it restarts, and the fleet has not changed meanwhile.
+    // C dies before it can write its decision back.
     fleet.replicas[2].child.kill().unwrap();
     let _ = fleet.replicas[2].child.wait();
     assert_eq!(
@@ -644,7 +655,9 @@ async fn a_decision_taken_while_partitioned_survives_a_restart_and_is_written_ba
         10,
         "the fleet cannot know yet"
     );
-    relay.restore();
+    if !still_cut {
+        relay.restore();
+    }
     fleet.replicas[2] = SerinProcess::spawn_with_env(
         fleet.dirs[2].path(),
         &file("c"),
@@ -655,6 +668,9 @@ async fn a_decision_taken_while_partitioned_survives_a_restart_and_is_written_ba
         0,
         "c restarted on its own decision, not on the fleet's older state"
     );
+    if still_cut {
+        relay.restore();
+    }
     for i in 0..2 {
         assert_eventually!(
             fleet.weights(i).await["v2"] == 0,
